@@ -1,0 +1,192 @@
+"""The `ecert-abi` command line. It parses options, opens files and picks a store; the work
+is done by the library.
+
+Exit codes: 0 success (no defects), 1 defects found or batches rejected, 2 usage or I/O
+error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from . import specs as specs_mod
+from .envelope import frame
+from .jsonl import json_to_text, record_to_json
+from .layout import EmitError, LayoutError
+from .record import catalogue, read_lines
+
+EXAMPLES_DIR = "fixtures"
+
+
+def _open_in(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise click.ClickException(f"{path}: {e.strerror}") from None
+
+
+def _open_out(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdout.buffer
+    try:
+        return open(path, "wb")
+    except OSError as e:
+        raise click.ClickException(f"{path}: {e.strerror}") from None
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            e.exit_code = 2
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ecert-abi")
+def main() -> None:
+    """eCERT 2.0 quota certificates over ABI: parse, check and process 80-column batches.
+
+    \b
+    Examples:
+      ecert-abi check fixtures/*.abi
+      ecert-abi parse fixtures/au-certificates.abi | ecert-abi emit - -o copy.abi
+      ecert-abi process fixtures/au-certificates.abi --db ledger.db
+    """
+
+
+@main.command()
+@click.argument("file", default="-")
+def parse(file: str) -> None:
+    """Print FILE's records as JSON Lines: line, layout, typed fields, defects, raw text.
+
+    \b
+    Example:
+      ecert-abi parse fixtures/au-certificates.abi | head -3
+    """
+    out = sys.stdout
+    with _open_in(file) as stream:
+        for batch in frame(read_lines(stream)):
+            for rec in batch.records:
+                out.write(json.dumps(record_to_json(rec)) + "\n")
+
+
+@main.command()
+@click.argument("file", default="-")
+@click.option("-o", "--output", default="-", help="Where to write the records ('-' = stdout).")
+@click.option("--crlf", is_flag=True, help="End records with CRLF instead of LF.")
+def emit(file: str, output: str, crlf: bool) -> None:
+    """Write 80-column records from JSON Lines (parse's output or hand-written objects).
+
+    Each object needs "layout" and "fields" (or "raw"). A value that does not fit its field
+    is an error naming the line, record and field; nothing is truncated.
+
+    \b
+    Example:
+      echo '{"layout": "R51", "fields": {"standard_visa_number": "6AU123456"}}' \\
+        | ecert-abi emit
+    """
+    cat = catalogue()
+    newline = b"\r\n" if crlf else b"\n"
+    with _open_in(file) as stream:
+        lines = stream.read().decode("utf-8").splitlines()
+    texts = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            texts.append(json_to_text(json.loads(line), cat))
+        except (ValueError, KeyError, EmitError) as e:
+            raise click.ClickException(f"{file}:{n}: {e}") from None
+    with _open_out(output) as out:
+        for t in texts:
+            out.write(t.encode("latin-1") + newline)
+
+
+def _caret(text: str, start: int, end: int) -> str:
+    shown = "".join(c if 0x20 <= ord(c) <= 0x7E else "?" for c in text[:200])
+    end = max(start, min(end, max(len(shown), start)))
+    return f"    {shown}\n    {' ' * (start - 1)}{'^' * (end - start + 1)}"
+
+
+def diagnostics(path: str) -> Iterator[str]:
+    """Every defect of a file as `file:line:col: CODE message` plus the caret lines."""
+    with _open_in(path) as stream:
+        for batch in frame(read_lines(stream)):
+            by_line = {r.line: r for r in batch.records}
+            found = []
+            for rec in batch.records:
+                found.extend(rec.defects)
+            envelope = [f.defect for f in batch.faults if f.defect not in found]
+            for d in sorted(found + envelope, key=lambda d: (d.line, d.start)):
+                rec = by_line.get(d.line)
+                where = f" {d.field}:" if d.field else ""
+                yield f"{path}:{d.line}:{d.start}: {d.code or '-'}{where} {d.message}"
+                if rec is not None:
+                    yield _caret(rec.text, d.start, d.end)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+def check(files: tuple[str, ...]) -> None:
+    """Check batches and print each defect with a caret under its columns.
+
+    Exit 0 when clean, 1 when any defect is found, 2 on usage or I/O errors.
+
+    \b
+    Example:
+      ecert-abi check fixtures/*.abi
+    """
+    bad = 0
+    for path in files:
+        for line in diagnostics(path):
+            click.echo(line)
+            bad += not line.startswith(" ")
+    click.echo(f"{len(files)} file(s) checked, {bad} defect(s)", err=True)
+    sys.exit(1 if bad else 0)
+
+
+@main.command("specs")
+@click.option("--dir", "directory", default="specs", type=click.Path(file_okay=False),
+              help="Where the chapters go.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Exit 1 if the files on disk differ from the layouts.")
+def specs_cmd(directory: str, check_only: bool) -> None:
+    """Render one CATAIR-style Markdown chapter per layout file into specs/.
+
+    \b
+    Examples:
+      ecert-abi specs
+      ecert-abi specs --check
+    """
+    from .specdoc import chapter_extra
+
+    try:
+        chapters = catalogue().chapters
+    except LayoutError as e:
+        raise click.ClickException(str(e)) from None
+    stale = []
+    root = Path(directory)
+    for ch in chapters.values():
+        text = specs_mod.render(ch, chapter_extra)
+        path = root / f"{ch.name}.md"
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
+            stale.append(str(path))
+            if not check_only:
+                root.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+    if check_only and stale:
+        click.echo("stale: " + ", ".join(stale) + " (run `ecert-abi specs`)", err=True)
+        sys.exit(1)
+    click.echo(f"{len(chapters)} chapter(s) " + ("checked" if check_only else "written"),
+               err=True)
