@@ -7,6 +7,7 @@ error.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -190,3 +191,71 @@ def specs_cmd(directory: str, check_only: bool) -> None:
         sys.exit(1)
     click.echo(f"{len(chapters)} chapter(s) " + ("checked" if check_only else "written"),
                err=True)
+
+
+def _as_of(value: str | None) -> dt.date:
+    if value is None:
+        return dt.date.today()  # the CLI is the edge: the core never reads the clock
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not YYYY-MM-DD", param_hint="--as-of") from None
+
+
+db_option = click.option(
+    "--db", envvar="ECERT_ABI_DB", default="ecert-ledger.db", show_default=True,
+    help="Ledger: a SQLite file path, ':memory:', or postgresql://... (env ECERT_ABI_DB).")
+
+
+@main.command()
+@click.argument("infile", default="-")
+@click.option("-o", "--output", default="-", help="Where the reply batches go ('-' = stdout).")
+@db_option
+@click.option("--as-of", "as_of", default=None, help="Processing date YYYY-MM-DD (default: today).")
+@click.option("--json-summary", is_flag=True, help="Print the end summary as JSON on stderr.")
+def process(infile: str, output: str, db: str, as_of: str | None, json_summary: bool) -> None:
+    """Process batches against the ledger; write exactly one reply batch per input batch.
+
+    Country transmissions (VA) register certificates, entry summaries (AE) decrement them,
+    usage queries (EC, VQ) report. A batch sent again is answered with the stored reply.
+
+    \b
+    Exit codes: 0 all batches processed (transactions may still be rejected: read the
+    reply), 1 a batch was rejected whole, 2 usage or I/O error.
+
+    \b
+    Example:
+      ecert-abi process fixtures/01-au-certificates.abi --db ledger.db --as-of 2026-03-02
+    """
+    from .ledger import open_ledger
+    from .processor import Processor
+
+    date = _as_of(as_of)
+    try:
+        ledger = open_ledger(db)
+    except (RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    proc = Processor(ledger, date)
+    progress = sys.stderr.isatty() and output != "-"
+    try:
+        with _open_in(infile) as stream, _open_out(output) as out:
+            for reply in proc.process_stream(stream):
+                out.write(("\n".join(reply) + "\n").encode("latin-1"))
+                out.flush()
+                if progress:
+                    click.echo(f"\r{proc.tally.batches} batch(es)", nl=False, err=True)
+    finally:
+        ledger.close()
+    t = proc.tally
+    if json_summary:
+        click.echo(json.dumps({"batches": t.batches, "rejected_batches": t.rejected_batches,
+                               "replayed": t.replayed, "accepted": t.accepted,
+                               "rejected": t.rejected, "conditions": dict(t.conditions)}),
+                   err=True)
+    else:
+        codes = ", ".join(f"{c}x{n}" for c, n in sorted(t.conditions.items())) or "none"
+        click.echo(f"{'' if not progress else chr(10)}{t.batches} batch(es): "
+                   f"{t.rejected_batches} rejected whole, {t.replayed} replayed; "
+                   f"transactions {t.accepted} accepted, {t.rejected} rejected; "
+                   f"conditions: {codes}", err=True)
+    sys.exit(1 if t.rejected_batches else 0)

@@ -396,3 +396,26 @@ def reply_envelope(batch: Batch, response: str, blocks: Sequence[Sequence[str]],
                          output_transaction_image_count=len(lines)))
     out.append(_echo(batch.trailer or batch.header, "Z_output", cat))
     return out
+
+
+def input_batch(*, site: str, sender: str, password: str, application: str,
+                blocks: Sequence[tuple[str, str, Sequence[str]]],
+                date: object = None, office: str | None = None,
+                cat: Catalogue | None = None) -> list[str]:
+    """An input batch's lines: A, per (port, filer, records) a B ... Y block, Z."""
+    cat = cat or catalogue()
+    lay = cat.layout
+    out = [lay("A_input").emit({
+        "sender_receiver_site_code": site, "sender_receiver_id_code": sender,
+        "communication_password": password, "transmission_date": date,
+        "application_identifier_code": application, "sender_receiver_office_code": office})]
+    for port, filer, records in blocks:
+        ident = {"processing_port_code": port, "processing_filer_code": filer,
+                 "application_identifier_code": application}
+        out.append(lay("B_input").emit(ident))
+        out.extend(records)
+        out.append(lay("Y_input").emit(ident))
+    out.append(lay("Z_input").emit({
+        "sender_receiver_site_code": site, "sender_receiver_id_code": sender,
+        "transmission_date": date, "sender_receiver_office_code": office}))
+    return out

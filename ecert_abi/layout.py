@@ -131,7 +131,8 @@ class Field:
             return self.const.ljust(self.width)
         text = fieldclass.encode(self.cls, value, self.width, self.decimals)
         if not self.matcher(text):
-            raise EncodeError(f"{text!r} is not {_describe(self)}")
+            problem = self.check(text)
+            raise EncodeError(problem.message if problem else f"{text!r} does not fit")
         return text
 
 

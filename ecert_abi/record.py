@@ -112,6 +112,9 @@ class Catalogue:
         if table is None:
             groups: dict[str, list[Layout]] = {}
             sources = [self.envelope] + ([chapter] if chapter else [])
+            shared = chapter.settings.get("reply_records_from") if chapter else None
+            if shared and direction == "output":
+                sources.append(self.chapters[shared])  # replies shaped like another chapter's
             for ch in sources:
                 for lay in ch.layouts:
                     if lay.direction == direction:

@@ -1,0 +1,217 @@
+"""The ledger seam: one small protocol, and the in-memory reference implementation.
+
+A ledger holds certificates (with used quantities per HTS line), the entry summaries on
+file with their claims, quota-pool fill, a journal row for every decrement and credit, and
+the reply of every processed batch (keyed by the batch's digest, for replay safety).
+Work happens inside `ledger.transaction()`: everything applied in it commits together or
+not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+import attrs
+
+from .engine import (
+    CancelCertificate,
+    CertLine,
+    CertState,
+    Change,
+    Credit,
+    Decrement,
+    DeleteSummary,
+    LedgerView,
+    PutCertificate,
+    PutSummary,
+    Rules,
+    SummaryState,
+    default_rules,
+)
+
+
+class LedgerConflict(RuntimeError):
+    """A change the store refused (e.g. a decrement past the issued quantity).
+
+    The engine decides from the same transaction's reads, so this means a concurrent writer
+    or a bug; the batch is rolled back and retried, never half-applied.
+    """
+
+
+@attrs.frozen
+class JournalEntry:
+    seq: int
+    batch_digest: str
+    filer: str
+    entry_number: str
+    line_id: str
+    programme: str
+    number: str
+    hts: str
+    action: str  # D decrement, C credit
+    quantity: int
+    as_of: dt.date
+    ior: str | None
+
+
+class LedgerTx(LedgerView, Protocol):
+    def apply(self, change: Change, *, digest: str, as_of: dt.date) -> None: ...
+
+    def store_reply(self, digest: str, lines: Sequence[str], as_of: dt.date) -> None: ...
+
+    def stored_reply(self, digest: str) -> list[str] | None: ...
+
+    def journal(self, *, programme: str | None = None, number: str | None = None
+                ) -> list[JournalEntry]: ...
+
+    def certificates(self) -> list[CertState]: ...
+
+
+class Ledger(Protocol):
+    """What the processor needs of a store."""
+
+    def transaction(self) -> AbstractContextManager[LedgerTx]: ...
+
+    def stored_reply(self, digest: str) -> list[str] | None: ...
+
+    def certificates(self) -> list[CertState]: ...
+
+    def summaries(self) -> list[SummaryState]: ...
+
+    def journal(self, *, programme: str | None = None, number: str | None = None
+                ) -> list[JournalEntry]: ...
+
+    def pool_fills(self) -> dict[tuple[str, int], int]: ...
+
+    def close(self) -> None: ...
+
+
+def snapshot(ledger: Ledger) -> dict[str, Any]:
+    """A store-independent picture of a ledger, for comparing implementations."""
+    return {
+        "certificates": sorted(attrs.astuple(c) for c in ledger.certificates()),
+        "summaries": sorted(attrs.astuple(s) for s in ledger.summaries()),
+        "pools": dict(sorted(ledger.pool_fills().items())),
+        "journal": [attrs.astuple(j)[1:] for j in ledger.journal()],
+    }
+
+
+def pool_limits(rules: Rules | None = None) -> dict[str, int]:
+    return {p.name: p.limit for p in (rules or default_rules()).pools}
+
+
+class MemoryLedger:
+    """The reference model: plain dicts, with all-or-nothing transactions by snapshot."""
+
+    def __init__(self, rules: Rules | None = None) -> None:
+        self.limits = pool_limits(rules)
+        self._certs: dict[tuple[str, str], CertState] = {}
+        self._summaries: dict[tuple[str, str], SummaryState] = {}
+        self._pools: dict[tuple[str, int], int] = {}
+        self._journal: list[JournalEntry] = []
+        self._replies: dict[str, list[str]] = {}
+
+    # reads (LedgerView)
+    def certificate(self, programme: str, number: str) -> CertState | None:
+        return self._certs.get((programme, number))
+
+    def summary(self, filer: str, entry_number: str) -> SummaryState | None:
+        return self._summaries.get((filer, entry_number))
+
+    def pool_fill(self, pool: str, year: int) -> int:
+        return self._pools.get((pool, year), 0)
+
+    def stored_reply(self, digest: str) -> list[str] | None:
+        return self._replies.get(digest)
+
+    def certificates(self) -> list[CertState]:
+        return [self._certs[k] for k in sorted(self._certs)]
+
+    def summaries(self) -> list[SummaryState]:
+        return [self._summaries[k] for k in sorted(self._summaries)]
+
+    def journal(self, *, programme: str | None = None, number: str | None = None
+                ) -> list[JournalEntry]:
+        return [j for j in self._journal if (programme is None or j.programme == programme)
+                and (number is None or j.number == number)]
+
+    def pool_fills(self) -> dict[tuple[str, int], int]:
+        return {k: v for k, v in self._pools.items() if v}
+
+    @contextmanager
+    def transaction(self) -> Iterator[MemoryLedger]:
+        saved = (dict(self._certs), dict(self._summaries), dict(self._pools),
+                 list(self._journal), dict(self._replies))
+        try:
+            yield self
+        except BaseException:
+            (self._certs, self._summaries, self._pools, self._journal,
+             self._replies) = saved
+            raise
+
+    def store_reply(self, digest: str, lines: Sequence[str], as_of: dt.date) -> None:
+        self._replies[digest] = list(lines)
+
+    def apply(self, change: Change, *, digest: str, as_of: dt.date) -> None:
+        match change:
+            case PutCertificate(cert=cert):
+                old = self._certs.get((cert.programme, cert.number))
+                used = {ln.hts: ln.used for ln in old.lines} if old else {}
+                lines = tuple(attrs.evolve(ln, used=used.get(ln.hts, 0)) for ln in cert.lines)
+                for ln in lines:
+                    if ln.used > ln.issued:
+                        raise LedgerConflict(f"{cert.number} {ln.hts}: issued below used")
+                if any(u for h, u in used.items() if h not in {ln.hts for ln in lines}):
+                    raise LedgerConflict(f"{cert.number}: a used line would be dropped")
+                self._certs[(cert.programme, cert.number)] = attrs.evolve(cert, lines=lines)
+            case CancelCertificate(programme=p, number=n):
+                self._certs[(p, n)] = attrs.evolve(self._certs[(p, n)], status="C")
+            case Decrement() | Credit():
+                sign = 1 if isinstance(change, Decrement) else -1
+                c = change.claim
+                cert = self._certs.get((c.programme, c.number))
+                line = cert.line(c.hts) if cert else None
+                if cert is None or line is None:
+                    raise LedgerConflict(f"no certificate line {c.number} {c.hts}")
+                used = line.used + sign * c.quantity
+                if not 0 <= used <= line.issued:
+                    raise LedgerConflict(f"{c.number} {c.hts}: used would be {used}")
+                new_line: CertLine = attrs.evolve(line, used=used)
+                self._certs[(c.programme, c.number)] = attrs.evolve(
+                    cert, lines=tuple(new_line if x.hts == c.hts else x for x in cert.lines))
+                for pool, year, amount in c.pools:
+                    fill = self._pools.get((pool, year), 0) + sign * amount
+                    if sign > 0 and fill > self.limits.get(pool, fill):
+                        raise LedgerConflict(f"pool {pool} {year} over its limit")
+                    self._pools[(pool, year)] = fill
+                self._journal.append(JournalEntry(
+                    len(self._journal) + 1, digest, change.filer, change.entry_number,
+                    c.line_id, c.programme, c.number, c.hts, "D" if sign > 0 else "C",
+                    c.quantity, as_of, change.ior))
+            case PutSummary(summary=s):
+                self._summaries[(s.filer, s.entry_number)] = s
+            case DeleteSummary(filer=f, entry_number=e):
+                del self._summaries[(f, e)]
+
+    def close(self) -> None:
+        pass
+
+
+def open_ledger(url: str | None, rules: Rules | None = None) -> Ledger:
+    """The store a URL names: None or a path -> SQLite file; ':memory:' -> in memory;
+    postgresql://... -> PostgreSQL (needs the `postgres` extra)."""
+    if url == ":memory:":
+        return MemoryLedger(rules)
+    if url and url.startswith(("postgresql://", "postgres://")):
+        try:
+            from .pg_ledger import PostgresLedger
+        except ImportError as e:  # psycopg missing
+            raise RuntimeError("PostgreSQL needs the extra: pip install 'ecert-abi[postgres]'"
+                               f" ({e})") from None
+        return PostgresLedger(url, rules)
+    from .sqlite_ledger import SqliteLedger
+
+    return SqliteLedger(url or "ecert-ledger.db", rules)
