@@ -259,3 +259,124 @@ def process(infile: str, output: str, db: str, as_of: str | None, json_summary: 
                    f"transactions {t.accepted} accepted, {t.rejected} rejected; "
                    f"conditions: {codes}", err=True)
     sys.exit(1 if t.rejected_batches else 0)
+
+
+@main.group()
+def ledger() -> None:
+    """Look into the certificate ledger.
+
+    \b
+    Examples:
+      ecert-abi ledger show 6AU123456 --db demo-ledger.db
+      ecert-abi ledger export --format csv --db demo-ledger.db
+      ecert-abi ledger stats --db demo-ledger.db
+    """
+
+
+def _open_ledger(db: str) -> Any:
+    from .ledger import open_ledger
+
+    try:
+        return open_ledger(db)
+    except (RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@ledger.command("show")
+@click.argument("number")
+@db_option
+def ledger_show(number: str, db: str) -> None:
+    """Show one certificate: lines with issued/used/remaining, and its journal.
+
+    \b
+    Example:
+      ecert-abi ledger show 6AU123456 --db demo-ledger.db
+    """
+    store = _open_ledger(db)
+    try:
+        certs = [c for c in store.certificates() if c.number == number]
+        if not certs:
+            raise click.ClickException(f"no certificate {number!r} in {db}")
+        for c in certs:
+            click.echo(f"{c.programme} {c.number} {c.country} IOR {c.ior.strip()} "
+                       f"year {c.quota_year} valid {c.effective}..{c.expiry} "
+                       f"status {'active' if c.status == 'A' else 'cancelled'}")
+            for ln in c.lines:
+                click.echo(f"  {ln.hts} issued {ln.issued} used {ln.used} "
+                           f"remaining {ln.issued - ln.used} {ln.unit}")
+            for j in store.journal(programme=c.programme, number=c.number):
+                click.echo(f"  #{j.seq} {j.as_of} {'decrement' if j.action == 'D' else 'credit'}"
+                           f" {j.quantity} {j.hts} entry {j.filer}-{j.entry_number} line "
+                           f"{j.line_id}")
+    finally:
+        store.close()
+
+
+@ledger.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@db_option
+def ledger_export(fmt: str, db: str) -> None:
+    """Export every certificate line (issued, used, remaining) as JSON Lines or CSV.
+
+    \b
+    Example:
+      ecert-abi ledger export --format csv --db demo-ledger.db > lines.csv
+    """
+    import csv
+
+    store = _open_ledger(db)
+    try:
+        rows = [{"country": c.country, "programme": c.programme, "number": c.number,
+                 "ior": c.ior.strip(), "quota_year": c.quota_year, "status": c.status,
+                 "effective": c.effective.isoformat(), "expiry": c.expiry.isoformat(),
+                 "hts": ln.hts, "unit": ln.unit, "issued": ln.issued, "used": ln.used,
+                 "remaining": ln.issued - ln.used}
+                for c in store.certificates() for ln in c.lines]
+    finally:
+        store.close()
+    if fmt == "jsonl":
+        for r in rows:
+            click.echo(json.dumps(r))
+    else:
+        fields = ["country", "programme", "number", "ior", "quota_year", "status", "effective",
+                  "expiry", "hts", "unit", "issued", "used", "remaining"]
+        w = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+@ledger.command("stats")
+@db_option
+def ledger_stats(db: str) -> None:
+    """Per country and programme: issued, used, remaining and fill %.
+
+    \b
+    Example:
+      ecert-abi ledger stats --db demo-ledger.db
+    """
+    store = _open_ledger(db)
+    try:
+        totals: dict[tuple[str, str, str], list[int]] = {}
+        for c in store.certificates():
+            for ln in c.lines:
+                t = totals.setdefault((c.country, c.programme, ln.unit), [0, 0])
+                t[0] += ln.issued
+                t[1] += ln.used
+        pools = store.pool_fills()
+    finally:
+        store.close()
+    click.echo(f"{'country':7} {'prog':4} {'unit':4} {'issued':>14} {'used':>14} "
+               f"{'remaining':>14} {'fill':>7}")
+    for (country, prog, unit), (issued, used) in sorted(totals.items()):
+        click.echo(f"{country:7} {prog:4} {unit:4} {issued:>14,} {used:>14,} "
+                   f"{issued - used:>14,} {100 * used / issued if issued else 0:>6.1f}%")
+    if pools:
+        from .engine import default_rules
+
+        limits = {p.name: p.limit for p in default_rules().pools}
+        click.echo("quota pools:")
+        for (pool, year), used in sorted(pools.items()):
+            limit = limits.get(pool, 0)
+            click.echo(f"  {pool} {year}: {used:,} of {limit:,} "
+                       f"({100 * used / limit if limit else 0:.2f}%)")

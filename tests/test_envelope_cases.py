@@ -1,0 +1,245 @@
+"""Envelope test vectors: each tests/cases/envelope/*.txt holds an input batch (or several),
+a line `--- reply` and the exact reply batch(es) expected.
+
+Every record line ends with `|` in column 81 (input lines may be shorter on purpose, then
+the `|` comes earlier: that is how X42 is written); the loader strips it. Lines starting
+with `#` are comments. The expected replies were composed column by column from the CATAIR
+subset reference (sections 2.6-2.10 and 3.1-3.4), not from the library's output.
+
+Reply rule applied to each batch `frame()` yields: a batch with faults gets
+`reject_reply(batch)`; a clean batch gets `reply_envelope(batch, "AX", [[]] * blocks)`.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from ecert_abi.envelope import Batch, frame, reject_reply, reply_envelope
+from ecert_abi.record import catalogue, read_lines
+
+CASES = Path(__file__).parent / "cases" / "envelope"
+
+# Cases where the library disagrees with the reference; each is a reported bug.
+KNOWN_BUGS = {
+    "x01_no_a": (
+        "BUG: reject_reply raises EmitError (A_output.sender_receiver_site_code blank) for a "
+        "batch without an A-record; frame also reports every AE record of that batch as X34 "
+        "although B&B-34 ignores blocks on a batch-level fault"),
+    "x03_repeated": (
+        "BUG (debatable): one missing B-record after A is reported as one X03 per stray "
+        "transaction record (5 X1 X03) instead of once"),
+    "x05_b_without_y": (
+        "BUG: a missing Y-record (X05) is a 'control record missing' = batch-level problem "
+        "(reference 3.1: X1 only, no X0), but reject_reply puts it under an X0 BLOCK"),
+    "x10_bad_date": (
+        "BUG: a Z repeating the A's invalid date 023026 draws a spurious X14 (Z_input."
+        "transmission_date has invalid=X14 although Z equals A), and the output A blanks the "
+        "transmission date instead of echoing it unchanged (reference 2.2/2.6)"),
+    "x11_app_missing": (
+        "BUG: with the A application blank, every AE record is reported X34 (unknown record) "
+        "under X0 BLOCK/TRNACT; batch-level fault must give X1 X11 only (B&B-34)"),
+    "x12_app_unknown": (
+        "BUG: with an unknown application (QQ), every record is reported X34 under X0 "
+        "BLOCK/TRNACT; batch-level fault must give X1 X12 only (B&B-34)"),
+    "x13_app_not_processed": (
+        "BUG: with application KI (not processed), every record is reported X34 under X0 "
+        "BLOCK/TRNACT; batch-level fault must give X1 X13 only (B&B-34)"),
+    "batch_fault_hides_blocks": (
+        "BUG: on a batch-level fault (X14) the reply still carries X0 BLOCK/TRNACT + X39 for "
+        "a transaction fault; B&B-34: X1 records only, all blocks and transactions ignored"),
+}
+
+
+def load_case(path: Path) -> tuple[list[str], list[str]]:
+    """(input lines, expected reply lines) of one case file, `|` markers stripped."""
+    inp: list[str] = []
+    reply: list[str] = []
+    part = inp
+    for n, raw in enumerate(path.read_bytes().decode("latin-1").split("\n"), 1):
+        if raw == "" or raw.startswith("#"):
+            continue
+        if raw == "--- reply":
+            part = reply
+            continue
+        assert raw.endswith("|"), f"{path.name}:{n}: record line without the | end marker"
+        part.append(raw[:-1])
+    assert reply, f"{path.name}: no '--- reply' section"
+    for line in reply:
+        assert len(line) == 80, f"{path.name}: reply line of {len(line)} columns: {line!r}"
+    return inp, reply
+
+
+def batches_of(lines: list[str]) -> list[Batch]:
+    data = "".join(line + "\n" for line in lines).encode("latin-1")
+    return list(frame(read_lines(io.BytesIO(data))))
+
+
+def reply_for(batch: Batch) -> list[str]:
+    if batch.faults:
+        return reject_reply(batch)
+    return reply_envelope(batch, "AX", [[] for _ in batch.blocks])
+
+
+def _params() -> list[object]:
+    out = []
+    for path in sorted(CASES.glob("*.txt")):
+        marks = []
+        if path.stem in KNOWN_BUGS:
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[path.stem]))
+        out.append(pytest.param(path, id=path.stem, marks=marks))
+    return out
+
+
+def test_case_files_present() -> None:
+    names = {p.stem for p in CASES.glob("*.txt")}
+    for required in ("clean_ae", "x01_no_a", "x03_a_then_transaction", "x04_empty_block",
+                     "x05_b_without_y", "x06_no_z", "x14_z_mismatch", "x19_block_app",
+                     "x32_y_mismatch", "x33_first_not_10", "x34_unknown_record",
+                     "x39_filler", "x40_nondisplayable", "x42_short_z", "x10_bad_date",
+                     "x11_app_missing", "x12_app_unknown", "x13_app_not_processed",
+                     "x21_preparer", "x22_preparer", "x24_preparer", "x25_preparer",
+                     "x26_preparer", "several_faults", "two_batches"):
+        assert required in names
+    assert set(KNOWN_BUGS) <= names
+
+
+@pytest.mark.parametrize("path", _params())
+def test_envelope_case(path: Path) -> None:
+    inp, expected = load_case(path)
+    got: list[str] = []
+    for batch in batches_of(inp):
+        got.extend(reply_for(batch))
+    assert got == expected
+
+
+def test_loader_keeps_short_lines_and_tabs() -> None:
+    inp, _ = load_case(CASES / "x42_short_z.txt")
+    assert len(inp[-1]) == 60
+    inp, _ = load_case(CASES / "x40_nondisplayable.txt")
+    assert "\t" in inp[5] and len(inp[5]) == 80
+
+
+# --- the same cases, checked at the level of faults (what is right even where the reply
+# --- is not) --------------------------------------------------------------------------
+
+def _faults(name: str) -> list[tuple[str | None, int, int, int, int]]:
+    inp, _ = load_case(CASES / f"{name}.txt")
+    out = []
+    for batch in batches_of(inp):
+        out += [(f.defect.code, f.block, f.transaction, f.position, f.defect.start)
+                for f in batch.faults]
+    return out
+
+
+@pytest.mark.parametrize(("name", "faults"), [
+    ("clean_ae", []),
+    ("x03_a_then_transaction", [("X03", 0, 0, 0, 1)]),
+    ("x04_empty_block", [("X04", 1, 0, 0, 1)]),
+    ("x06_no_z", [("X06", 0, 0, 0, 1)]),
+    ("x14_z_mismatch", [("X14", 0, 0, 0, 15)]),
+    ("x19_block_app", [("X19", 1, 0, 0, 11)]),
+    ("x32_y_mismatch", [("X32", 1, 0, 0, 4)]),
+    ("x33_first_not_10", [("X33", 1, 1, 3, 1)]),
+    ("x34_unknown_record", [("X34", 1, 1, 5, 1)]),
+    ("x39_filler", [("X39", 1, 1, 7, 15)]),
+    ("x40_nondisplayable", [("X40", 1, 1, 6, 31)]),
+    ("x42_short_z", [("X42", 0, 0, 0, 61)]),
+    ("x21_preparer", [("X21", 1, 0, 0, 56)]),
+    ("x22_preparer", [("X22", 1, 0, 0, 56)]),
+    ("x24_preparer", [("X24", 1, 0, 0, 47)]),
+    ("x25_preparer", [("X25", 1, 0, 0, 51)]),
+    ("x26_preparer", [("X26", 1, 0, 0, 51)]),
+    ("two_batches", [("X39", 1, 1, 7, 15)]),
+    pytest.param("x10_bad_date", [("X10", 0, 0, 0, 15)], marks=pytest.mark.xfail(
+        strict=True, reason="BUG: spurious X14 when Z repeats the A's invalid date")),
+    pytest.param("x11_app_missing", [("X11", 0, 0, 0, 26)], marks=pytest.mark.xfail(
+        strict=True, reason="BUG: spurious X34 for every record when the application is blank")),
+    pytest.param("x12_app_unknown", [("X12", 0, 0, 0, 26)], marks=pytest.mark.xfail(
+        strict=True, reason="BUG: spurious X34 for every record of an unknown application")),
+    pytest.param("x13_app_not_processed", [("X13", 0, 0, 0, 26)], marks=pytest.mark.xfail(
+        strict=True, reason="BUG: spurious X34 for every record of an unprocessed application")),
+    pytest.param("x01_no_a", [("X01", 0, 0, 0, 1)], marks=pytest.mark.xfail(
+        strict=True, reason="BUG: spurious X34 for every record of a batch without an A")),
+])
+def test_case_faults(name: str, faults: list[tuple[str | None, int, int, int, int]]) -> None:
+    assert _faults(name) == faults
+
+
+def test_clean_batch_shape() -> None:
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    (batch,) = batches_of(inp)
+    assert batch.faults == () and not batch.rejected
+    assert batch.application == "AE"
+    assert batch.chapter is not None and batch.chapter.name == "entry_summary"
+    assert len(batch.blocks) == 1
+    (block,) = batch.blocks
+    assert [r.id for r in block.records] == ["10", "11", "40", "50", "52"]
+    assert all(r.ok for r in batch.records)
+    assert len(block.transactions("10")) == 1
+
+
+def test_reply_y_counts_records_between_b_and_y() -> None:
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    (batch,) = batches_of(inp)
+    lines = ["E0 SUMMRY 000001 REF ID: K9T 04172033 BRK-0815".ljust(80)] * 3
+    reply = reply_envelope(batch, "AX", [lines])
+    assert reply[2:5] == lines
+    assert reply[5][12:17] == "00003"
+
+
+# --- targeted bug reproductions -------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="BUG: reject_reply raises EmitError for a batch "
+                   "that has no A-record (X01)")
+def test_reject_reply_without_a_record_does_not_raise() -> None:
+    inp, _ = load_case(CASES / "x01_no_a.txt")
+    (batch,) = batches_of(inp)
+    reply = reject_reply(batch)
+    assert reply[0][0] == "A" and reply[-1] == "Z" + " " * 78 + "Z"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: a line before an A-record swallows the "
+                   "following batch (the A is taken as a transaction record), contrary "
+                   "to frame()'s docstring")
+def test_junk_before_a_forms_its_own_batch() -> None:
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    batches = batches_of(["JUNK LINE", *inp])
+    assert len(batches) == 2
+    assert [f.defect.code for f in batches[0].faults] == ["X01"]
+    assert batches[1].header is not None and batches[1].faults == ()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: frame() raises ValueError ('sender_receiver_"
+                   "site_code' is not in list) on a reject reply batch: the X14 check "
+                   "looks up A fields in the ACE-generated Z layout")
+def test_frame_reads_back_a_reject_reply() -> None:
+    inp, expected = load_case(CASES / "x42_short_z.txt")
+    batches = batches_of(expected)
+    assert len(batches) == 1
+    assert [r.layout.name for r in batches[0].records if r.layout] == [
+        "A_output", "B_ace", "X1", "X1", "Y_ace", "Z_ace"]
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: the output A of a rejected batch blanks an "
+                   "invalid transmission date instead of echoing it unchanged")
+def test_reject_reply_echoes_transmission_date_unchanged() -> None:
+    inp, _ = load_case(CASES / "x10_bad_date.txt")
+    (batch,) = batches_of(inp)
+    assert reject_reply(batch)[0][14:20] == "023026"
+
+
+def test_every_batch_gets_one_reply() -> None:
+    inp, _ = load_case(CASES / "two_batches.txt")
+    batches = batches_of(inp)
+    assert len(batches) == 2
+    assert not batches[0].faults and batches[1].faults
+    assert [len(b.records) for b in batches] == [9, 9]
+    # positions count from each batch's own A-record
+    assert batches[1].faults[0].position == 7
+
+
+def test_catalogue_is_shared() -> None:
+    assert catalogue() is catalogue()
