@@ -193,7 +193,7 @@ class Layout:
     """One record definition: its fields, the fast regex, the construct Struct, the emitter."""
 
     __slots__ = ("name", "id", "direction", "title", "description", "chapter", "fields",
-                 "names", "opaque", "match", "struct", "_emit", "_slices")
+                 "names", "opaque", "match", "struct", "_emit", "_slices", "by_name")
 
     def __init__(self, name: str, rid: str, direction: str, title: str, description: str,
                  chapter: str, fields: tuple[Field, ...], opaque: bool = False) -> None:
@@ -209,6 +209,7 @@ class Layout:
         self.match = re.compile("".join(f.fragment for f in fields), re.DOTALL).fullmatch
         self.struct = construct.Struct(*(f.name / FieldAdapter(f) for f in fields))
         self._slices = tuple((f, f.start - 1, f.end) for f in fields)
+        self.by_name = {f.name: (f, f.start - 1, f.end) for f in fields}
         self._emit = _compile_emitter(self)
 
     def __repr__(self) -> str:

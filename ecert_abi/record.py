@@ -70,6 +70,14 @@ class Record:
         return self.values[name]
 
     def get(self, name: str, default: object = None) -> Any:
+        """One field's typed value; decodes only that field on a valid record."""
+        lay = self.layout
+        if self._values is None and lay is not None and not self.defects:
+            hit = lay.by_name.get(name)
+            if hit is None or hit[0].is_filler:
+                return default
+            f, a, b = hit
+            return f.decode(self.text[a:b])
         return self.values.get(name, default)
 
     def __eq__(self, other: object) -> bool:

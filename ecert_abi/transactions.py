@@ -126,7 +126,7 @@ class EntrySummary:
 
 
 def _v(r: Record, name: str) -> Any:
-    return r.values.get(name)
+    return r.get(name)
 
 
 def assemble_entry_summary(records: Sequence[Record]) -> EntrySummary:
