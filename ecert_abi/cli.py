@@ -19,7 +19,7 @@ import click
 from . import specs as specs_mod
 from .envelope import frame
 from .jsonl import json_to_text, record_to_json
-from .layout import EmitError, LayoutError
+from .layout import Defect, EmitError, LayoutError
 from .record import catalogue, read_lines
 
 EXAMPLES_DIR = "fixtures"
@@ -48,7 +48,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except click.ClickException as e:
-            e.exit_code = 2
+            e.exit_code = 2  # type: ignore[misc]  # usage and I/O errors exit 2
             raise
 
 
@@ -124,16 +124,16 @@ def diagnostics(path: str) -> Iterator[str]:
     with _open_in(path) as stream:
         for batch in frame(read_lines(stream)):
             by_line = {r.line: r for r in batch.records}
-            found = []
+            found: list[Defect] = []
             for rec in batch.records:
                 found.extend(rec.defects)
             envelope = [f.defect for f in batch.faults if f.defect not in found]
             for d in sorted(found + envelope, key=lambda d: (d.line, d.start)):
-                rec = by_line.get(d.line)
+                located = by_line.get(d.line)
                 where = f" {d.field}:" if d.field else ""
                 yield f"{path}:{d.line}:{d.start}: {d.code or '-'}{where} {d.message}"
-                if rec is not None:
-                    yield _caret(rec.text, d.start, d.end)
+                if located is not None:
+                    yield _caret(located.text, d.start, d.end)
 
 
 @main.command()

@@ -22,7 +22,7 @@ import attrs
 from .conditions import CONDITIONS
 from .identifiers import entry_number_ok, ior_all_zero, ior_format_ok, normalise_ior
 from .record import Record
-from .transactions import Certificate, EntrySummary, Issue
+from .transactions import Certificate, EntrySummary
 
 QUOTA_ENTRY_TYPES = frozenset({"02", "07", "12", "32", "38"})
 
@@ -320,15 +320,16 @@ def _claims(s: EntrySummary, view: LedgerView, on_file: SummaryState | None, rul
     pool_want: dict[tuple[str, int], int] = {}
     quota_type = s.entry_type in QUOTA_ENTRY_TYPES
     for i, ln in enumerate(s.lines, 1):
-        if ln.licence_type not in rules.programmes:
+        if ln.licence_type is None or ln.licence_type not in rules.programmes:
             continue
+        ctype: str = ln.licence_type
         ref = ("LICNSE", i, ln.line_id)
         if not quota_type and s.entry_type:
             found.append(Finding("Q09", "F", ref))
         number = ln.licence_number
         if not number:
             continue  # 474 comes from the 52-record's own field check
-        cert = view.certificate(ln.licence_type, number)
+        cert = view.certificate(ctype, number)
         country = cert.country if cert else (number[1:3] if len(number) > 2 else None)
 
         def hit(code: str, detail: str = "", ref: tuple[str, int, str] = ref,
@@ -359,7 +360,7 @@ def _claims(s: EntrySummary, view: LedgerView, on_file: SummaryState | None, rul
             found.append(Finding("V17", "F", ref))
             continue
         q = int(qty)
-        key = (ln.licence_type, number, cline.hts)
+        key = (ctype, number, cline.hts)
         available = cline.issued - cline.used + own.get(key, 0)
         already = wanted.get(key, 0)
         if available - already <= 0:
@@ -376,7 +377,7 @@ def _claims(s: EntrySummary, view: LedgerView, on_file: SummaryState | None, rul
             limit = next(p.limit for p in rules.pools if p.name == pool)
             if view.pool_fill(pool, year) - own_pool.get(k, 0) + pool_want[k] > limit:
                 found.append(Finding("Q03", "F", ref, f"{pool} {year} filled"))
-        claims.append(Claim(ln.licence_type, number, cline.hts, ln.line_id, q, pools))
+        claims.append(Claim(ctype, number, cline.hts, ln.line_id, q, pools))
     return claims, found
 
 
@@ -385,7 +386,7 @@ def decide_certificate(cert: Certificate, view: LedgerView, as_of: dt.date,
                        ) -> Decision:
     """Decide one certificate transmission (add, replace or cancel)."""
     rules = rules or default_rules()
-    refs = {id(r): ("CERLIN", i, r.values.get("hts_number") or "")
+    refs = {id(r): ("CERLIN", i, str(r.get("hts_number") or ""))
             for i, r in enumerate(cert.records[1:], 1)}
     found = _record_findings(cert.records, refs)
     found += [Finding(i.code, "F", i.ref, i.detail) for i in cert.issues]

@@ -192,8 +192,22 @@ class FieldAdapter(construct.Adapter):  # type: ignore[misc]  # construct ships 
 class Layout:
     """One record definition: its fields, the fast regex, the construct Struct, the emitter."""
 
-    __slots__ = ("name", "id", "direction", "title", "description", "chapter", "fields",
-                 "names", "opaque", "match", "struct", "_emit", "_slices", "by_name")
+    __slots__ = (
+        "_emit",
+        "_slices",
+        "by_name",
+        "chapter",
+        "description",
+        "direction",
+        "fields",
+        "id",
+        "match",
+        "name",
+        "names",
+        "opaque",
+        "struct",
+        "title",
+    )
 
     def __init__(self, name: str, rid: str, direction: str, title: str, description: str,
                  chapter: str, fields: tuple[Field, ...], opaque: bool = False) -> None:

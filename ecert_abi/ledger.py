@@ -172,16 +172,16 @@ class MemoryLedger:
             case Decrement() | Credit():
                 sign = 1 if isinstance(change, Decrement) else -1
                 c = change.claim
-                cert = self._certs.get((c.programme, c.number))
-                line = cert.line(c.hts) if cert else None
-                if cert is None or line is None:
+                held = self._certs.get((c.programme, c.number))
+                line = held.line(c.hts) if held else None
+                if held is None or line is None:
                     raise LedgerConflict(f"no certificate line {c.number} {c.hts}")
-                used = line.used + sign * c.quantity
-                if not 0 <= used <= line.issued:
-                    raise LedgerConflict(f"{c.number} {c.hts}: used would be {used}")
-                new_line: CertLine = attrs.evolve(line, used=used)
+                now_used = line.used + sign * c.quantity
+                if not 0 <= now_used <= line.issued:
+                    raise LedgerConflict(f"{c.number} {c.hts}: used would be {now_used}")
+                new_line: CertLine = attrs.evolve(line, used=now_used)
                 self._certs[(c.programme, c.number)] = attrs.evolve(
-                    cert, lines=tuple(new_line if x.hts == c.hts else x for x in cert.lines))
+                    held, lines=tuple(new_line if x.hts == c.hts else x for x in held.lines))
                 for pool, year, amount in c.pools:
                     fill = self._pools.get((pool, year), 0) + sign * amount
                     if sign > 0 and fill > self.limits.get(pool, fill):
@@ -207,11 +207,11 @@ def open_ledger(url: str | None, rules: Rules | None = None) -> Ledger:
         return MemoryLedger(rules)
     if url and url.startswith(("postgresql://", "postgres://")):
         try:
-            from .pg_ledger import PostgresLedger
+            from .pg_ledger import PostgresLedger  # type: ignore[import-not-found, unused-ignore]
         except ImportError as e:  # psycopg missing
             raise RuntimeError("PostgreSQL needs the extra: pip install 'ecert-abi[postgres]'"
                                f" ({e})") from None
-        return PostgresLedger(url, rules)
+        return PostgresLedger(url, rules)  # type: ignore[no-any-return, unused-ignore]
     from .sqlite_ledger import SqliteLedger
 
     return SqliteLedger(url or "ecert-ledger.db", rules)

@@ -129,7 +129,7 @@ class Processor:
         blocks = []
         for blk in batch.blocks:
             lines: list[str] = []
-            filer = blk.header.values.get("processing_filer_code")
+            filer = blk.header.get("processing_filer_code")
             for k, records in enumerate(blk.transactions(ch.transaction_header), 1):
                 txn = assemble(records)
                 if isinstance(txn, EntrySummary):

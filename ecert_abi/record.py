@@ -17,7 +17,7 @@ class Record:
     not understood; its raw text is kept so that emitting it gives back the same line.
     """
 
-    __slots__ = ("layout", "text", "line", "defects", "_values")
+    __slots__ = ("_values", "defects", "layout", "line", "text")
 
     layout: Layout | None
     text: str

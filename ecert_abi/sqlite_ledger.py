@@ -104,7 +104,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             conn.execute(stmt)
         conn.execute(f"PRAGMA user_version = {step + 1}")
         conn.execute("COMMIT")
-    return max(version, target)
+    return int(max(version, target))
 
 
 class SqliteLedger:
@@ -203,7 +203,8 @@ class SqliteLedger:
         if number is not None:
             sql += " AND number = ?"
             args.append(number)
-        return [JournalEntry(*r[:10], dt.date.fromisoformat(r[10]), r[11])
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                             dt.date.fromisoformat(r[10]), r[11])
                 for r in self._q(sql + " ORDER BY seq", *args)]
 
     def pool_fills(self) -> dict[tuple[str, int], int]:

@@ -8,7 +8,7 @@ a transaction made in code becomes its 80-column lines through the layouts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -355,7 +355,7 @@ def read_ax_reply(records: Iterable[Record]) -> list[Disposition]:
     for r in records:
         if r.id != "E1":
             continue
-        v = r.values
+        v: Mapping[str, Any] = r.values
         disp = v.get("disposition_type_code")
         if disp in ("A", "R"):
             out.append(Disposition(v.get("entry_filer_code"), v.get("entry_number"), disp == "A",
