@@ -99,7 +99,7 @@ class _Builder:
         self.header: Record | None = None
         self.trailer: Record | None = None
         self.txn = 0
-        number, text, _ = first
+        _, text, _ = first
         if text[:1] == "A":
             self.direction, self.chapter = _direction(text, cat)
         else:
