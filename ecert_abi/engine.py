@@ -456,7 +456,9 @@ def decide_certificate(cert: Certificate, view: LedgerView, as_of: dt.date,
                 keep = new.get(old.hts)
                 if old.used and (keep is None or keep.quantity < old.used or
                                  keep.unit != old.unit):
-                    found.append(Finding("V07", "F", ("CERLIN", i, old.hts),
+                    pos = next((j for j, x in enumerate(c.lines, 1)
+                                if x.hts_number == old.hts), i)  # the CL record's ordinal
+                    found.append(Finding("V07", "F", ("CERLIN", pos, old.hts),
                                          f"{old.used} already used"))
     if _fatal(found):
         return Decision(False, "REJECTED", tuple(found), ())

@@ -140,12 +140,13 @@ def frame(lines: Iterable[tuple[int, str, int]], cat: Catalogue | None = None) -
     for item in lines:
         number, text, overflow = item
         kind = text[:1]
-        if b is not None and kind == "A" and b.header is not None:
+        if b is not None and kind == "A" and (b.header is not None or b.records):
             # A new batch starts while the current one is still open.
             if b.block_head is not None:
                 b.fault("X05", number, "block not closed by a Y-record", block=True)
                 b.close_block(None)
-            b.fault("X06", number, "batch not closed by a Z-record")
+            if b.header is not None:
+                b.fault("X06", number, "batch not closed by a Z-record")
             yield _checked(b)
             b = None
         if b is None:
@@ -225,8 +226,10 @@ def _checked(b: _Builder) -> Batch:
     if a is not None and z is not None:
         for name in ("sender_receiver_site_code", "sender_receiver_id_code",
                      "transmission_date", "sender_receiver_office_code"):
-            if a.text and z.layout is not None and a.layout is not None and \
-                    _cols(a, name) != _cols(z, name):
+            if z.layout is None or a.layout is None or name not in z.layout.names \
+                    or name not in a.layout.names:
+                continue
+            if _cols(a, name) != _cols(z, name):
                 f = z.layout.fields[[x.name for x in z.layout.fields].index(name)]
                 b.faults.append(Fault(Defect(z.line, f.start, f.end, name, "match",
                                              f"Z {name} differs from the A-record", "X14")))
@@ -308,6 +311,8 @@ def _record_faults(b: _Builder) -> None:
             code = d.code or "X40"
             if not code.startswith("X"):
                 continue  # a transaction-level condition: the application answers it
+            if code == "X34" and b.chapter is None:
+                continue  # unknown application: its X11/X12/X13 says it, not each record
             if d.rule == "short" and pos != last:
                 d = attrs.evolve(d, code="X40")
             if kind in ("A", "Z") or block == 0:
@@ -332,6 +337,13 @@ def _echo(src: Record | None, layout_name: str, cat: Catalogue, **values: object
     return lay.emit(vals)
 
 
+def _mirror_a(text: str) -> str:
+    """The output A of a rejected batch: the input A's echoed columns unchanged (even when
+    they are what the batch is rejected for), password and application blank."""
+    t = "".join(c if " " <= c <= "~" and not c.islower() else " " for c in text[:80].ljust(80))
+    return "A" + t[1:8] + " " * 6 + t[14:20] + " " * 17 + t[37:39] + " " * 20 + t[59:80]
+
+
 def reject_reply(batch: Batch, cat: Catalogue | None = None) -> list[str]:
     """The batch-reject reply lines CBP describes (B&B-19, B&B-34 to 36).
 
@@ -341,7 +353,10 @@ def reject_reply(batch: Batch, cat: Catalogue | None = None) -> list[str]:
     """
     cat = cat or catalogue()
     x1 = cat.layout("X1")
-    out = [_echo(batch.header, "A_output", cat, application_identifier_code=None),
+    header = batch.header if batch.header is not None and batch.header.id == "A" else None
+    # With no A-record to mirror (X01) the reply's A carries only its identifier.
+    first = _mirror_a(header.text) if header is not None else "A".ljust(80)
+    out = [first,
            cat.layout("B_ace").emit({})]
     body: list[str] = []
 

@@ -160,7 +160,8 @@ class MemoryLedger:
             case PutCertificate(cert=cert):
                 old = self._certs.get((cert.programme, cert.number))
                 used = {ln.hts: ln.used for ln in old.lines} if old else {}
-                lines = tuple(attrs.evolve(ln, used=used.get(ln.hts, 0)) for ln in cert.lines)
+                lines = tuple(attrs.evolve(ln, used=used.get(ln.hts, 0))
+                              for ln in sorted(cert.lines, key=lambda x: x.hts))
                 for ln in lines:
                     if ln.used > ln.issued:
                         raise LedgerConflict(f"{cert.number} {ln.hts}: issued below used")

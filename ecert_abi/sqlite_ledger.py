@@ -155,7 +155,7 @@ class SqliteLedger:
         p, n, country, ior, year, eff, exp, status, exporter = row
         lines = tuple(CertLine(h, i, u, unit, pref) for h, i, u, unit, pref in self._q(
             "SELECT hts, issued, used, unit, preference_hts FROM certificate_line"
-            " WHERE programme = ? AND number = ? ORDER BY rowid", p, n))
+            " WHERE programme = ? AND number = ? ORDER BY hts", p, n))
         return CertState(p, n, country, ior, year, dt.date.fromisoformat(eff),
                          dt.date.fromisoformat(exp), status, lines, exporter)
 

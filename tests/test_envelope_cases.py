@@ -24,10 +24,6 @@ CASES = Path(__file__).parent / "cases" / "envelope"
 
 # Cases where the library disagrees with the reference; each is a reported bug.
 KNOWN_BUGS = {
-    "x01_no_a": (
-        "BUG: reject_reply raises EmitError (A_output.sender_receiver_site_code blank) for a "
-        "batch without an A-record; frame also reports every AE record of that batch as X34 "
-        "although B&B-34 ignores blocks on a batch-level fault"),
     "x03_repeated": (
         "BUG (debatable): one missing B-record after A is reported as one X03 per stray "
         "transaction record (5 X1 X03) instead of once"),
@@ -38,15 +34,6 @@ KNOWN_BUGS = {
         "BUG: a Z repeating the A's invalid date 023026 draws a spurious X14 (Z_input."
         "transmission_date has invalid=X14 although Z equals A), and the output A blanks the "
         "transmission date instead of echoing it unchanged (reference 2.2/2.6)"),
-    "x11_app_missing": (
-        "BUG: with the A application blank, every AE record is reported X34 (unknown record) "
-        "under X0 BLOCK/TRNACT; batch-level fault must give X1 X11 only (B&B-34)"),
-    "x12_app_unknown": (
-        "BUG: with an unknown application (QQ), every record is reported X34 under X0 "
-        "BLOCK/TRNACT; batch-level fault must give X1 X12 only (B&B-34)"),
-    "x13_app_not_processed": (
-        "BUG: with application KI (not processed), every record is reported X34 under X0 "
-        "BLOCK/TRNACT; batch-level fault must give X1 X13 only (B&B-34)"),
     "batch_fault_hides_blocks": (
         "BUG: on a batch-level fault (X14) the reply still carries X0 BLOCK/TRNACT + X39 for "
         "a transaction fault; B&B-34: X1 records only, all blocks and transactions ignored"),
@@ -155,14 +142,10 @@ def _faults(name: str) -> list[tuple[str | None, int, int, int, int]]:
     ("two_batches", [("X39", 1, 1, 7, 15)]),
     pytest.param("x10_bad_date", [("X10", 0, 0, 0, 15)], marks=pytest.mark.xfail(
         strict=True, reason="BUG: spurious X14 when Z repeats the A's invalid date")),
-    pytest.param("x11_app_missing", [("X11", 0, 0, 0, 26)], marks=pytest.mark.xfail(
-        strict=True, reason="BUG: spurious X34 for every record when the application is blank")),
-    pytest.param("x12_app_unknown", [("X12", 0, 0, 0, 26)], marks=pytest.mark.xfail(
-        strict=True, reason="BUG: spurious X34 for every record of an unknown application")),
-    pytest.param("x13_app_not_processed", [("X13", 0, 0, 0, 26)], marks=pytest.mark.xfail(
-        strict=True, reason="BUG: spurious X34 for every record of an unprocessed application")),
-    pytest.param("x01_no_a", [("X01", 0, 0, 0, 1)], marks=pytest.mark.xfail(
-        strict=True, reason="BUG: spurious X34 for every record of a batch without an A")),
+    ("x11_app_missing", [("X11", 0, 0, 0, 26)]),
+    ("x12_app_unknown", [("X12", 0, 0, 0, 26)]),
+    ("x13_app_not_processed", [("X13", 0, 0, 0, 26)]),
+    ("x01_no_a", [("X01", 0, 0, 0, 1)]),
 ])
 def test_case_faults(name: str, faults: list[tuple[str | None, int, int, int, int]]) -> None:
     assert _faults(name) == faults
@@ -192,8 +175,6 @@ def test_reply_y_counts_records_between_b_and_y() -> None:
 
 # --- targeted bug reproductions -------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: reject_reply raises EmitError for a batch "
-                   "that has no A-record (X01)")
 def test_reject_reply_without_a_record_does_not_raise() -> None:
     inp, _ = load_case(CASES / "x01_no_a.txt")
     (batch,) = batches_of(inp)
@@ -212,19 +193,14 @@ def test_junk_before_a_forms_its_own_batch() -> None:
     assert batches[1].header is not None and batches[1].faults == ()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: frame() raises ValueError ('sender_receiver_"
-                   "site_code' is not in list) on a reject reply batch: the X14 check "
-                   "looks up A fields in the ACE-generated Z layout")
 def test_frame_reads_back_a_reject_reply() -> None:
-    inp, expected = load_case(CASES / "x42_short_z.txt")
+    _, expected = load_case(CASES / "x42_short_z.txt")
     batches = batches_of(expected)
     assert len(batches) == 1
     assert [r.layout.name for r in batches[0].records if r.layout] == [
         "A_output", "B_ace", "X1", "X1", "Y_ace", "Z_ace"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the output A of a rejected batch blanks an "
-                   "invalid transmission date instead of echoing it unchanged")
 def test_reject_reply_echoes_transmission_date_unchanged() -> None:
     inp, _ = load_case(CASES / "x10_bad_date.txt")
     (batch,) = batches_of(inp)
@@ -243,3 +219,17 @@ def test_every_batch_gets_one_reply() -> None:
 
 def test_catalogue_is_shared() -> None:
     assert catalogue() is catalogue()
+
+
+@pytest.mark.parametrize(("columns", "code"), [((1, 5), "X07"), ((5, 8), "X08")])
+def test_reject_reply_for_missing_sender(columns: tuple[int, int], code: str) -> None:
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    a, z = inp[0], inp[-1]
+    lo, hi = columns
+    inp[0] = a[:lo] + " " * (hi - lo) + a[hi:]
+    inp[-1] = z[:lo] + " " * (hi - lo) + z[hi:]
+    (batch,) = batches_of(inp)
+    assert code in {f.defect.code for f in batch.faults}
+    reply = reject_reply(batch)
+    assert reply[0][lo:hi] == " " * (hi - lo)
+    assert f"X1 F{code}" in [line[:7] for line in reply]

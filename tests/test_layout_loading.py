@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -164,7 +165,7 @@ LAYOUTS = list(catalogue().layouts())
 def test_shipped_layout_covers_1_to_80(layout: Any) -> None:
     fields = layout.fields
     assert fields[0].start == 1 and fields[-1].end == WIDTH
-    for prev, cur in zip(fields, fields[1:], strict=False):
+    for prev, cur in itertools.pairwise(fields):
         assert cur.start == prev.end + 1, f"{layout.name}: {prev.name} -> {cur.name}"
     assert sum(f.width for f in fields) == WIDTH
     for f in fields:
