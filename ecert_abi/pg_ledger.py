@@ -5,10 +5,11 @@ Locking: every `transaction()` first takes ONE transaction-scoped advisory lock
 exactly like SQLite's BEGIN IMMEDIATE. Under READ COMMITTED each statement then sees every
 transaction committed before the lock was granted, so the engine's reads stay true until
 COMMIT. Row locks (SELECT ... FOR UPDATE) were rejected: the engine also decides on rows
-that do not exist (a summary not on file, a pool not filled yet), which no row lock
-covers; every beef claim updates the same pool_fill row, so writers serialise there
-anyway; and taking the lock first keeps journal.seq in commit order, which the usage
-queries' continuation keys rely on. The conditional updates and CHECK constraints stay as
+that do not exist (a summary not on file, a batch digest not stored yet), which no row
+lock covers, so two workers could both add one entry or both process one batch; every
+beef claim updates the same pool_fill row, so writers serialise there anyway; and taking
+the lock first keeps journal.seq in commit order, which the usage queries' continuation
+keys rely on. The conditional updates and CHECK constraints stay as
 the second line of defence. Serialization failures, deadlocks and a connection lost in a
 transaction raise LedgerConflict, and the processor retries the batch (the batch digest
 makes a retry after a commit that did land answer from the stored reply).
@@ -98,6 +99,8 @@ def migrate(conn: psycopg.Connection[Any], target: int | None = None) -> int:
     """Bring the schema to `target` (default: latest) in one transaction under an advisory
     lock, so workers starting together migrate once; returns the version reached."""
     target = len(MIGRATIONS) if target is None else target
+    if not 0 <= target <= len(MIGRATIONS):
+        raise ValueError(f"no ledger schema version {target} (latest: {len(MIGRATIONS)})")
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"

@@ -21,6 +21,19 @@ The expected replies were checked by hand against the CATAIR subset reference
 6.3, version 00100, condition narratives and severities section 9) and the ecert-abi layouts
 for the applications of our own design (VA/VB, EC/EZ, VQ/VR). `draft_case()` writes a first
 draft from the library's own output: never freeze a draft without checking every line.
+
+Drafting a new case from a Python prompt (run from tests/, or with tests/ on sys.path):
+
+    >>> from engine_cases import *
+    >>> text = draft_case([
+    ...     (D(2026, 2, 1), certs_batch(beef_cert("AU", "6AU123456", 50000))),
+    ...     (D(2026, 3, 2), summaries_batch(summary(
+    ...         "0417203", beef_line("001", "AU", "6AU123456", "18500"), ior=IOR_B))),
+    ... ], comment="L04: the summary's IOR is not the certificate's.")
+    >>> (CASES_DIR / "my_case.case").write_text(text)  # after checking every reply line
+
+Lines that a builder cannot make (a missing 11-record, a second 52-record, an unknown
+record) are made by editing the list of 80-column strings before drafting.
 """
 
 from __future__ import annotations
@@ -234,7 +247,7 @@ def ledger_lines(ledger: Ledger) -> list[str]:
 
         cert <programme> <number> <country> ior=<IOR> year=<quota year>
              valid=<effective>..<expiry> status=<A|C> [exporter="..."]
-          line <hts> <unit> issued=<n> used=<n> [pref=<chapter 98 HTS>]
+          line <hts> <unit> issued=<n> used=<n> [pref=<chapter 98 HTS>]   (in HTS order)
         summary <filer> <entry number> port=<port> ref=<broker ref|-> ior=<IOR|->
                 version=<n>
           claim <line id> <programme> <number> <hts> <quantity> [pools=<pool>:<year>:<n>,...]
@@ -252,7 +265,7 @@ def ledger_lines(ledger: Ledger) -> list[str]:
         if c.exporter is not None:
             head += f' exporter="{c.exporter}"'
         out.append(head)
-        for ln in c.lines:
+        for ln in sorted(c.lines, key=lambda x: x.hts):  # line order is not state
             item = f"  line {ln.hts} {ln.unit} issued={ln.issued} used={ln.used}"
             if ln.preference_hts is not None:
                 item += f" pref={ln.preference_hts}"
@@ -281,6 +294,11 @@ BROKER = {"site": "2704", "sender": "K9T", "password": "K9TPAS"}
 IOR_A = "98-7654321"
 IOR_B = "12-3456789AB"
 BEEF_HTS = "0202305015"
+REGISTERED = D(2026, 2, 1)      # default transmission date of certificate batches
+FILED = D(2026, 3, 2)           # default transmission date of AE batches
+ASKED = D(2026, 3, 4)           # default transmission date of queries
+VALID_FROM, VALID_TO = D(2026, 1, 15), D(2026, 12, 31)
+EXPORTED = D(2026, 2, 20)
 
 
 def entry(n: str, filer: str = "K9T") -> str:
@@ -289,8 +307,8 @@ def entry(n: str, filer: str = "K9T") -> str:
 
 
 def beef_cert(country: str, number: str, qty: int = 50000, *hts: str, ior: str | None = IOR_A,
-              action: str = "A", year: int = 2026, effective: dt.date = D(2026, 1, 15),
-              expiry: dt.date = D(2026, 12, 31), unit: str = "KG") -> Certificate:
+              action: str = "A", year: int = 2026, effective: dt.date = VALID_FROM,
+              expiry: dt.date = VALID_TO, unit: str = "KG") -> Certificate:
     return Certificate(action, country, "05", number, ior, year, effective, expiry,
                        tuple(CertificateLine(h, qty, unit) for h in hts or (BEEF_HTS,)),
                        exporter=f"{country} MEAT EXPORTS PTY")
@@ -303,7 +321,7 @@ def cancel(country: str, number: str, programme: str = "05") -> Certificate:
 def beef_line(lid: str, country: str, cert: str | None, qty: str, hts: str = BEEF_HTS,
               unit: str = "KG", ctype: str | None = "05") -> EntryLine:
     return EntryLine(lid, country, (Tariff(hts, Decimal(qty), unit, Decimal("1234.56"), 45000),),
-                     D(2026, 2, 20), licence_type=ctype if cert else None, licence_number=cert)
+                     EXPORTED, licence_type=ctype if cert else None, licence_number=cert)
 
 
 def summary(n: str, *lines: EntryLine, action: str = "A", ior: str | None = IOR_A,
@@ -313,36 +331,36 @@ def summary(n: str, *lines: EntryLine, action: str = "A", ior: str | None = IOR_
                         ref if ref is not None else f"BRK-{n[-4:]}")
 
 
-def country_batch(country: str, records: Sequence[str], date: dt.date = D(2026, 2, 1)
+def country_batch(country: str, records: Sequence[str], date: dt.date = REGISTERED
                   ) -> list[str]:
     return input_batch(site=f"E{country}1", sender=f"{country}C", password=f"{country}PASS",
                        application="VA", date=date, blocks=[("2704", "ECT", list(records))])
 
 
 def certs_batch(*certs: Certificate, country: str | None = None,
-                date: dt.date = D(2026, 2, 1)) -> list[str]:
+                date: dt.date = REGISTERED) -> list[str]:
     return country_batch(country or certs[0].country,
                          [r for c in certs for r in c.to_records()], date)
 
 
-def ae_batch(records: Sequence[str], date: dt.date = D(2026, 3, 2), filer: str = "K9T"
+def ae_batch(records: Sequence[str], date: dt.date = FILED, filer: str = "K9T"
              ) -> list[str]:
     return input_batch(**BROKER, application="AE", date=date,
                        blocks=[("2704", filer, list(records))])
 
 
-def summaries_batch(*summaries: EntrySummary, date: dt.date = D(2026, 3, 2)) -> list[str]:
+def summaries_batch(*summaries: EntrySummary, date: dt.date = FILED) -> list[str]:
     return ae_batch([r for s in summaries for r in s.to_records()], date)
 
 
-def importer_query(ior: str = IOR_A, date: dt.date = D(2026, 3, 4), **filters: object
+def importer_query(ior: str = IOR_A, date: dt.date = ASKED, **filters: object
                    ) -> list[str]:
     q = UsageQuery("importer", ior=ior, **filters)  # type: ignore[arg-type]
     return input_batch(**BROKER, application="EC", date=date,
                        blocks=[("2704", "K9T", q.to_records())])
 
 
-def country_query(country: str = "AU", date: dt.date = D(2026, 3, 4), **filters: object
+def country_query(country: str = "AU", date: dt.date = ASKED, **filters: object
                   ) -> list[str]:
     q = UsageQuery("country", country=country, **filters)  # type: ignore[arg-type]
     return input_batch(site=f"E{country}1", sender=f"{country}C", password=f"{country}PASS",

@@ -32,8 +32,7 @@ KNOWN_BUGS = {
         "(reference 3.1: X1 only, no X0), but reject_reply puts it under an X0 BLOCK"),
     "x10_bad_date": (
         "BUG: a Z repeating the A's invalid date 023026 draws a spurious X14 (Z_input."
-        "transmission_date has invalid=X14 although Z equals A), and the output A blanks the "
-        "transmission date instead of echoing it unchanged (reference 2.2/2.6)"),
+        "transmission_date has invalid=X14 although Z equals A; X14 = Z differs from A)"),
     "batch_fault_hides_blocks": (
         "BUG: on a batch-level fault (X14) the reply still carries X0 BLOCK/TRNACT + X39 for "
         "a transaction fault; B&B-34: X1 records only, all blocks and transactions ignored"),
