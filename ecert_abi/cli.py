@@ -213,7 +213,11 @@ db_option = click.option(
 @db_option
 @click.option("--as-of", "as_of", default=None, help="Processing date YYYY-MM-DD (default: today).")
 @click.option("--json-summary", is_flag=True, help="Print the end summary as JSON on stderr.")
-def process(infile: str, output: str, db: str, as_of: str | None, json_summary: bool) -> None:
+@click.option("--trust-senders", is_flag=True,
+              help="Skip authentication and authorisation: every sender may do anything"
+                   " (local validation against a scratch ledger only).")
+def process(infile: str, output: str, db: str, as_of: str | None, json_summary: bool,
+            trust_senders: bool) -> None:
     """Process batches against the ledger; write exactly one reply batch per input batch.
 
     Country transmissions (VA) register certificates, entry summaries (AE) decrement them,
@@ -235,7 +239,13 @@ def process(infile: str, output: str, db: str, as_of: str | None, json_summary: 
         ledger = open_ledger(db)
     except (RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from None
-    proc = Processor(ledger, date)
+    proc = Processor(ledger, date, trust_senders=trust_senders)
+    if not trust_senders and not ledger.participants():
+        where = "the PostgreSQL ledger" if "://" in db else db  # a URL may hold a password
+        click.echo(f"warning: no participants are registered in {where}, so every batch will be"
+                   " refused (X09); register senders with `ecert-abi participants add` (or"
+                   " `participants import`), or use --trust-senders to validate locally",
+                   err=True)
     progress = sys.stderr.isatty() and output != "-"
     try:
         with _open_in(infile) as stream, _open_out(output) as out:
@@ -380,3 +390,13 @@ def ledger_stats(db: str) -> None:
             limit = limits.get(pool, 0)
             click.echo(f"  {pool} {year}: {used:,} of {limit:,} "
                        f"({100 * used / limit if limit else 0:.2f}%)")
+
+
+def _register_groups() -> None:
+    # imported late: these modules use the options and helpers defined above
+    from .participants_cli import participants
+
+    main.add_command(participants)
+
+
+_register_groups()

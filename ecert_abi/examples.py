@@ -69,7 +69,7 @@ def _query_batch(kind: str) -> list[str]:
 def example(name: str) -> tuple[list[str], list[str]]:
     """(input lines, reply lines) of a chapter's example, run on a fresh in-memory ledger."""
     ledger = MemoryLedger()
-    proc = Processor(ledger, AS_OF)
+    proc = Processor(ledger, AS_OF, trust_senders=True)  # the layouts, not access control
     batches = {"certificate_transmission": [_cert_batch()],
                "entry_summary": [_cert_batch(), _ae_batch()],
                "importer_usage_query": [_cert_batch(), _ae_batch(), _query_batch("importer")],

@@ -2,7 +2,8 @@
 
 A ledger holds certificates (with used quantities per HTS line), the entry summaries on
 file with their claims, quota-pool fill, a journal row for every decrement and credit, and
-the reply of every processed batch (keyed by the batch's digest, for replay safety).
+the reply of every processed batch (keyed by the batch's digest, for replay safety), and
+the participants registry with its journal of authentication attempts.
 Work happens inside `ledger.transaction()`: everything applied in it commits together or
 not at all.
 """
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from .access import Attempt, Participant
 from .engine import (
     CancelCertificate,
     CertLine,
@@ -31,6 +33,7 @@ from .engine import (
     SummaryState,
     default_rules,
 )
+from .identifiers import normalise_ior
 
 
 class LedgerConflict(RuntimeError):
@@ -69,6 +72,17 @@ class LedgerTx(LedgerView, Protocol):
 
     def certificates(self) -> list[CertState]: ...
 
+    def participant(self, site: str, sender_id: str) -> Participant | None: ...
+
+    def put_participant(self, p: Participant) -> None: ...
+
+    def record_attempt(self, site: str, sender_id: str, application: str, outcome: str,
+                       batch_digest: str) -> None: ...
+
+    def filer_iors(self, filer: str) -> set[str]:
+        """IORs of the summaries `filer` has on file or has drawn certificates for."""
+        ...
+
 
 class Ledger(Protocol):
     """What the processor needs of a store."""
@@ -85,6 +99,12 @@ class Ledger(Protocol):
                 ) -> list[JournalEntry]: ...
 
     def pool_fills(self) -> dict[tuple[str, int], int]: ...
+
+    def participant(self, site: str, sender_id: str) -> Participant | None: ...
+
+    def participants(self) -> list[Participant]: ...
+
+    def attempts(self, *, last: int | None = None) -> list[Attempt]: ...
 
     def close(self) -> None: ...
 
@@ -113,6 +133,8 @@ class MemoryLedger:
         self._pools: dict[tuple[str, int], int] = {}
         self._journal: list[JournalEntry] = []
         self._replies: dict[str, list[str]] = {}
+        self._participants: dict[tuple[str, str], Participant] = {}
+        self._attempts: list[Attempt] = []
 
     # reads (LedgerView)
     def certificate(self, programme: str, number: str) -> CertState | None:
@@ -141,16 +163,40 @@ class MemoryLedger:
     def pool_fills(self) -> dict[tuple[str, int], int]:
         return {k: v for k, v in self._pools.items() if v}
 
+    def participant(self, site: str, sender_id: str) -> Participant | None:
+        return self._participants.get((site, sender_id))
+
+    def participants(self) -> list[Participant]:
+        return [self._participants[k] for k in sorted(self._participants)]
+
+    def attempts(self, *, last: int | None = None) -> list[Attempt]:
+        return self._attempts[-last:] if last else list(self._attempts)
+
+    def filer_iors(self, filer: str) -> set[str]:
+        return ({normalise_ior(s.ior) for s in self._summaries.values()
+                 if s.filer == filer and s.ior}
+                | {normalise_ior(j.ior) for j in self._journal
+                   if j.filer == filer and j.action == "D" and j.ior})
+
     @contextmanager
     def transaction(self) -> Iterator[MemoryLedger]:
         saved = (dict(self._certs), dict(self._summaries), dict(self._pools),
-                 list(self._journal), dict(self._replies))
+                 list(self._journal), dict(self._replies), dict(self._participants),
+                 list(self._attempts))
         try:
             yield self
         except BaseException:
-            (self._certs, self._summaries, self._pools, self._journal,
-             self._replies) = saved
+            (self._certs, self._summaries, self._pools, self._journal, self._replies,
+             self._participants, self._attempts) = saved
             raise
+
+    def put_participant(self, p: Participant) -> None:
+        self._participants[p.key] = p
+
+    def record_attempt(self, site: str, sender_id: str, application: str, outcome: str,
+                       batch_digest: str) -> None:
+        self._attempts.append(Attempt(len(self._attempts) + 1, dt.datetime.now(dt.UTC), site,
+                                      sender_id, application, outcome, batch_digest))
 
     def store_reply(self, digest: str, lines: Sequence[str], as_of: dt.date) -> None:
         self._replies[digest] = list(lines)

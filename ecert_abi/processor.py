@@ -1,10 +1,13 @@
 """The one place the pipeline is glued: lines -> batches -> transactions -> decisions ->
 ledger -> reply lines.
 
-Every input batch gets exactly one reply batch. A batch is processed inside one ledger
-transaction that also stores its reply under the batch digest, so the reply exists only
-for committed work, and a batch sent again (same records, byte for byte) is answered
-with the stored reply and changes nothing.
+Every input batch gets exactly one reply batch. Its sender is authenticated first (unless
+the processor is told to trust senders): an unknown or disabled sender, a wrong password
+or an application outside the sender's role rejects the whole batch with X09, and every
+attempt is journaled. A batch is processed inside one ledger transaction that also stores
+its reply under the batch digest, so the reply exists only for committed work, and a
+batch sent again (same records, byte for byte) is answered with the stored reply and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from typing import IO
 
 import attrs
 
+from .access import UNLIMITED, Authenticator, Outcome, Participant, Scope
 from .conditions import narrative
 from .engine import Decision, Finding, Rules, decide_certificate, decide_summary, default_rules
 from .envelope import Batch, Fault, frame, reject_reply, reply_envelope
 from .layout import Defect
 from .ledger import Ledger, LedgerConflict, LedgerTx
 from .queries import answer_query
-from .record import Catalogue, Record, catalogue, read_lines
+from .record import Catalogue, catalogue, read_lines
 from .transactions import ASSEMBLERS, Certificate, EntrySummary, UsageQuery
 
 FINAL_AE = {"ADDED": "SUMMARY HAS BEEN ADDED", "REPLACED": "SUMMARY HAS BEEN REPLACED",
@@ -52,6 +56,26 @@ def digest(batch: Batch) -> str:
     return h.hexdigest()
 
 
+def _sender(batch: Batch) -> tuple[str, str, str, str] | None:
+    """(site, ID, password, application) of the A-record, or None if it names no sender."""
+    a = batch.header
+    if a is None or a.id != "A":
+        return None
+    text = a.text.ljust(80)
+    site, sender = text[1:5], text[5:8]
+    if not site.strip() or not sender.strip():
+        return None
+    return site, sender, text[8:14].rstrip(), text[25:27]
+
+
+def _scope(who: Participant | None, tx: LedgerTx) -> Scope:
+    if who is None:  # trusted senders
+        return UNLIMITED
+    if who.role == "country":
+        return Scope(country=who.code)
+    return Scope(iors=frozenset(who.iors | tx.filer_iors(who.code)))
+
+
 def _final_severity(decision: Decision) -> str | None:
     if not decision.accepted:
         return "F"
@@ -61,18 +85,18 @@ def _final_severity(decision: Decision) -> str | None:
 class Processor:
     """Processes batches against one ledger.
 
-    `sender_country` maps an A-record's (site, ID) to the participating country it speaks
-    for; None skips that check (no participants registry).
+    `trust_senders` skips authentication and authorisation: every sender may send and see
+    everything. It is for local validation against a scratch ledger, never for a ledger
+    others share.
     """
 
     def __init__(self, ledger: Ledger, as_of: dt.date, rules: Rules | None = None, *,
-                 cat: Catalogue | None = None,
-                 sender_country: Callable[[Record], str | None] | None = None) -> None:
+                 cat: Catalogue | None = None, trust_senders: bool = False) -> None:
         self.ledger = ledger
         self.as_of = as_of
         self.rules = rules or default_rules()
         self.cat = cat or catalogue()
-        self.sender_country = sender_country or (lambda _a: None)
+        self.auth = None if trust_senders else Authenticator(ledger.participant)
         self.tally = Tally()
 
     def process_stream(self, stream: IO[bytes]) -> Iterator[list[str]]:
@@ -83,10 +107,18 @@ class Processor:
     def process(self, batch: Batch) -> list[str]:
         self.tally.batches += 1
         key = digest(batch)
+        who: Participant | None = None
+        if self.auth is not None:
+            sender = _sender(batch)
+            if sender is not None:
+                who = self._authenticate(*sender, key)
+                if who is None:
+                    return self._refuse(batch)
+            elif not batch.rejected:  # no sender codes: the envelope checks reject it
+                return self._refuse(batch)
         stored = self.ledger.stored_reply(key)
         if stored is not None:
-            self.tally.replayed += 1
-            return stored
+            return self._replayed(stored)
         batch = self._applicable(batch)
         for attempt in range(RETRIES):
             counts = Tally()
@@ -94,9 +126,8 @@ class Processor:
                 with self.ledger.transaction() as tx:
                     again = tx.stored_reply(key)  # another worker may have just done it
                     if again is not None:
-                        self.tally.replayed += 1
-                        return again
-                    reply = self._reply(batch, tx, counts, key)
+                        return self._replayed(again)
+                    reply = self._reply(batch, tx, counts, key, who)
                     tx.store_reply(key, reply, self.as_of)
                 break
             except LedgerConflict:
@@ -108,6 +139,34 @@ class Processor:
         self.tally.conditions.update(counts.conditions)
         return reply
 
+    def _replayed(self, reply: list[str]) -> list[str]:
+        self.tally.replayed += 1
+        # a batch rejected whole stays rejected whole when sent again
+        x1 = self.cat.layout("X1")
+        _, start, end = x1.by_name["condition_code"]
+        self.tally.rejected_batches += any(
+            x1.accepts(line) and line[start:end] == "999" for line in reply)
+        return reply
+
+    def _authenticate(self, site: str, sender: str, password: str, app: str, key: str
+                      ) -> Participant | None:
+        """The participant sending the batch, or None if refused; the attempt is journaled."""
+        assert self.auth is not None
+        who, outcome = self.auth.authenticate(site, sender, password, app)
+        with self.ledger.transaction() as tx:
+            tx.record_attempt(site, sender, app, outcome, key)
+        return who if outcome == Outcome.ACCEPTED else None
+
+    def _refuse(self, batch: Batch) -> list[str]:
+        """X09 for the whole batch; the same reply whichever check failed, and not stored
+        (the sender may be registered or corrected later)."""
+        self.tally.rejected_batches += 1
+        self.tally.conditions["X09"] += 1
+        line = batch.header.line if batch.header is not None else 0
+        fault = Fault(Defect(line, 2, 8, "sender_receiver_id_code", "authorised",
+                             "sender not authorised for this application", "X09"))
+        return reject_reply(attrs.evolve(batch, faults=(fault,)), self.cat)
+
     def _applicable(self, batch: Batch) -> Batch:
         if batch.rejected or (batch.chapter is not None and batch.direction == "input"):
             return batch
@@ -117,7 +176,8 @@ class Processor:
                              "not an input application ecert-abi processes", "X12"))
         return attrs.evolve(batch, faults=(fault,))
 
-    def _reply(self, batch: Batch, tx: LedgerTx, counts: Tally, key: str) -> list[str]:
+    def _reply(self, batch: Batch, tx: LedgerTx, counts: Tally, key: str,
+               who: Participant | None) -> list[str]:
         if batch.rejected:
             counts.rejected_batches += 1
             counts.conditions.update(f.defect.code or "X40" for f in batch.faults)
@@ -125,7 +185,7 @@ class Processor:
         ch = batch.chapter
         assert ch is not None and ch.response and batch.header is not None
         assemble = ASSEMBLERS[ch.name]
-        country = self.sender_country(batch.header)
+        country = who.code if who is not None and who.role == "country" else None
         blocks = []
         for blk in batch.blocks:
             lines: list[str] = []
@@ -141,7 +201,7 @@ class Processor:
                     lines += self._vb(k, txn, d)
                 else:
                     assert isinstance(txn, UsageQuery)
-                    out, ok, codes = answer_query(txn, tx, batch.header, self.cat)
+                    out, ok, codes = answer_query(txn, tx, self.cat, _scope(who, tx))
                     lines += out
                     counts.accepted += ok
                     counts.rejected += not ok

@@ -1,18 +1,22 @@
 """Usage queries (EC importer, VQ country): the answer records UC, UU and UE.
 
-An answer is read from one consistent point of the ledger: the journal sequence current
-when the first page was asked is part of the continuation key, and every page (and the
-used quantities it shows) is computed from the journal up to that sequence.
+An answer is read from one consistent point of the ledger: the last journal sequence of
+the certificates asked about when the first page was asked is part of the continuation
+key, and every page (and the used quantities it shows) is computed from the journal up to
+that sequence. What the requester may see is its `Scope` (see access.py): entries outside
+it are never read into an answer, and a question outside it is refused from the scope
+alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from .access import UNLIMITED, Scope
 from .conditions import narrative
 from .identifiers import normalise_ior
 from .ledger import JournalEntry, LedgerTx
-from .record import Catalogue, Record
+from .record import Catalogue
 from .transactions import UsageQuery
 
 PAGE = 500
@@ -22,14 +26,9 @@ def _key(snapshot: int, offset: int) -> str:
     return f"{snapshot:010d}{offset:010d}"
 
 
-def answer_query(q: UsageQuery, tx: LedgerTx, header: Record, cat: Catalogue,
-                 scope: Callable[[UsageQuery], str | None] | None = None,
+def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNLIMITED
                  ) -> tuple[list[str], bool, list[str]]:
-    """(reply lines, answered?, condition codes) for one query.
-
-    `scope(q)` returns a V-code when the requester may not ask this (authorisation lives
-    with the caller); None means allowed.
-    """
+    """(reply lines, answered?, condition codes) for one query, within `scope`."""
     lay = cat.layout
 
     def end(code: str | None, ok: bool, certs: int = 0, uses: int = 0,
@@ -48,11 +47,23 @@ def answer_query(q: UsageQuery, tx: LedgerTx, header: Record, cat: Catalogue,
         return end(q.issues[0].code, False)
     if q.from_date and q.to_date and q.from_date > q.to_date:
         return end("V24", False)
-    denied = scope(q) if scope else None
+    denied = scope.refusal(q)
     if denied:
         return end(denied, False)
 
-    journal = tx.journal()
+    def wanted(c_ior: str, country: str, programme: str, number: str) -> bool:
+        if not scope.covers(country, c_ior):
+            return False
+        if (q.kind == "importer" or q.ior) and normalise_ior(c_ior) != normalise_ior(q.ior):
+            return False
+        return ((q.country is None or country == q.country)
+                and (q.programme is None or programme == q.programme)
+                and (q.number is None or number == q.number))
+
+    certs = [c for c in tx.certificates() if wanted(c.ior, c.country, c.programme, c.number)]
+    journal = sorted((j for c in certs for j in tx.journal(programme=c.programme,
+                                                           number=c.number)),
+                     key=lambda j: j.seq)
     current = journal[-1].seq if journal else 0
     snapshot, offset = current, 0
     if q.continuation:
@@ -61,18 +72,7 @@ def answer_query(q: UsageQuery, tx: LedgerTx, header: Record, cat: Catalogue,
             return end("V23", False)
         snapshot, offset = int(k[:10]), int(k[10:])
 
-    def wanted(c_ior: str, country: str, programme: str, number: str) -> bool:
-        if q.kind == "importer" and normalise_ior(c_ior) != normalise_ior(q.ior):
-            return False
-        if q.kind == "country" and q.ior and normalise_ior(c_ior) != normalise_ior(q.ior):
-            return False
-        return ((q.country is None or country == q.country)
-                and (q.programme is None or programme == q.programme)
-                and (q.number is None or number == q.number))
-
-    certs = [c for c in tx.certificates() if wanted(c.ior, c.country, c.programme, c.number)]
-    keys = {(c.programme, c.number) for c in certs}
-    upto = [j for j in journal if j.seq <= snapshot and (j.programme, j.number) in keys]
+    upto = [j for j in journal if j.seq <= snapshot]
     used: dict[tuple[str, str, str], int] = {}
     for j in upto:
         k3 = (j.programme, j.number, j.hts)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from participants_support import register
 
 from ecert_abi.engine import Claim, Credit, Decrement
 from ecert_abi.ledger import Ledger, LedgerConflict, MemoryLedger, snapshot
@@ -25,7 +26,7 @@ def fixture_stream() -> bytes:
 
 
 def run(ledger: Ledger, data: bytes) -> tuple[list[list[str]], Processor]:
-    proc = Processor(ledger, as_of=AS_OF)
+    proc = Processor(register(ledger), as_of=AS_OF)
     return list(proc.process_stream(io.BytesIO(data))), proc
 
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from participants_support import register
 
 from ecert_abi.envelope import frame, input_batch
 from ecert_abi.identifiers import check_digit
@@ -119,7 +120,7 @@ def dispositions(reply: list[str]) -> list[tuple[str, bool]]:
 def hammer(url: str) -> None:
     setup: Ledger = open_ledger(url)
     try:
-        replies = list(Processor(setup, as_of=AS_OF).process_stream(
+        replies = list(Processor(register(setup), as_of=AS_OF).process_stream(
             io.BytesIO(certificates_batch())))
         assert len(replies) == 1 and len(setup.certificates()) == CERTS
     finally:

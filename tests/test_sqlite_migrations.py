@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import attrs
@@ -46,6 +48,7 @@ D = dt.date
 LATEST = len(MIGRATIONS)
 TABLES = {"certificate", "certificate_line", "summary", "claim", "pool_fill", "journal",
           "processed_batch"}
+TABLES_3 = {"participant", "participant_ior", "auth_attempt"}
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -65,7 +68,7 @@ def objects(conn: sqlite3.Connection, kind: str) -> set[str]:
 
 def test_migrations_are_numbered_steps() -> None:
     assert LATEST >= 2
-    assert all(isinstance(m, str) and m.strip() for m in MIGRATIONS)
+    assert all(m and all(isinstance(s, str) and s.strip() for s in m) for m in MIGRATIONS)
 
 
 def test_empty_file_migrates_to_latest(tmp_path: Path) -> None:
@@ -74,8 +77,9 @@ def test_empty_file_migrates_to_latest(tmp_path: Path) -> None:
         assert user_version(conn) == 0
         assert migrate(conn) == LATEST
         assert user_version(conn) == LATEST
-        assert objects(conn, "table") >= TABLES
-        assert {"journal_by_certificate", "journal_by_ior"} <= objects(conn, "index")
+        assert objects(conn, "table") >= TABLES | TABLES_3
+        assert {"journal_by_certificate", "journal_by_ior", "summary_by_filer",
+                "journal_by_filer"} <= objects(conn, "index")
         # Running again is a no-op; asking for an older version never goes back.
         assert migrate(conn) == LATEST
         assert migrate(conn, 1) == LATEST
@@ -106,6 +110,7 @@ def test_migrate_stops_at_each_version(k: int, tmp_path: Path) -> None:
         if k >= 1:
             indexes = objects(conn, "index")
             assert ("journal_by_certificate" in indexes) == (k >= 2)
+            assert (tables >= TABLES_3) == (k >= 3)
     finally:
         conn.close()
 
@@ -197,51 +202,51 @@ def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "BUG: migrate(conn, target) with a target above the latest version fails with "
-    "IndexError from MIGRATIONS[step] after BEGIN IMMEDIATE, leaving the connection in an "
-    "open write transaction (no ROLLBACK on a failed step)"))
 def test_migrate_to_an_unknown_version_is_a_clear_error(tmp_path: Path) -> None:
     conn = connect(tmp_path / "beyond.db")
     try:
-        with pytest.raises((ValueError, RuntimeError)):
+        with pytest.raises(ValueError, match="no ledger schema version"):
             migrate(conn, LATEST + 1)
         assert not conn.in_transaction
-        assert user_version(conn) in (0, LATEST)
+        assert user_version(conn) == 0
     finally:
         conn.close()
 
 
-class _LateVersionRead:
-    """A connection whose first `PRAGMA user_version` answer is taken before another
-    process migrates the same file (the window between migrate()'s read of the version and
-    its BEGIN IMMEDIATE)."""
-
-    def __init__(self, conn: sqlite3.Connection, other: Path) -> None:
-        self.conn, self.other, self.first = conn, other, True
-
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
-        cur = self.conn.execute(sql, *args)
-        if sql == "PRAGMA user_version" and self.first:
-            self.first = False
-            version = cur.fetchone()
-            peer = connect(self.other)
-            migrate(peer)  # the other process wins the race
-            peer.close()
-            return self.conn.execute("SELECT ?", (version[0],))
-        return cur
-
-
-@pytest.mark.xfail(strict=True, raises=sqlite3.OperationalError, reason=(
-    "BUG: migrate() reads PRAGMA user_version before BEGIN IMMEDIATE; when two processes "
-    "open a new ledger file at once, the second re-runs migration 1 after the first "
-    "committed it and fails with 'table certificate already exists'"))
-def test_concurrent_first_open_migrates_once(tmp_path: Path) -> None:
-    path = tmp_path / "race.db"
-    conn = connect(path)
+def test_a_failed_step_leaves_the_previous_version(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "clash.db")
     try:
-        assert migrate(_LateVersionRead(conn, path), None) == LATEST  # type: ignore[arg-type]
+        migrate(conn, 2)
+        conn.execute("CREATE TABLE participant (x INTEGER)")  # step 3 will collide
+        with pytest.raises(sqlite3.OperationalError, match="already exists"):
+            migrate(conn)
+        assert not conn.in_transaction
+        assert user_version(conn) == 2
+        assert "auth_attempt" not in objects(conn, "table")  # nothing of step 3 stayed
     finally:
+        conn.close()
+
+
+def _open_and_migrate(path: str, barrier: threading.Barrier) -> int:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        barrier.wait()
+        return migrate(conn)
+    finally:
+        conn.close()
+
+
+def test_concurrent_first_open_migrates_once(tmp_path: Path) -> None:
+    """Eight connections opening one new file at once: each reads the version inside its
+    own write transaction, so exactly one runs the steps and the others see them done."""
+    for round_ in range(5):
+        path = str(tmp_path / f"race{round_}.db")
+        barrier = threading.Barrier(8)
+        with ThreadPoolExecutor(8) as pool:
+            reached = list(pool.map(_open_and_migrate, [path] * 8, [barrier] * 8))
+        assert reached == [LATEST] * 8
+        conn = connect(Path(path))
+        assert user_version(conn) == LATEST
         conn.close()
 
 
