@@ -21,6 +21,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from ecert_abi.access import participants_from_toml
 from ecert_abi.envelope import input_batch
 from ecert_abi.identifiers import check_digit
 from ecert_abi.ledger import MemoryLedger
@@ -32,6 +33,8 @@ from ecert_abi.transactions import Certificate, CertificateLine, EntryLine, Entr
 AS_OF = dt.date(2026, 3, 2)
 IOR = "98-7654321"
 PER_BATCH = 1000
+SENDERS = participants_from_toml(
+    (Path(__file__).resolve().parent.parent / "fixtures" / "participants.toml").read_text())
 
 
 def cert_number(i: int) -> str:
@@ -68,8 +71,16 @@ def claims(n: int, certs: int, out: Path) -> None:
                                           blocks=[("2704", "K9T", recs)])) + "\n")
 
 
+def registered(ledger: SqliteLedger) -> SqliteLedger:
+    """The sample senders, so batches are authenticated as in production."""
+    with ledger.transaction() as tx:
+        for p in SENDERS:
+            tx.put_participant(p)
+    return ledger
+
+
 def ours(db: Path, certs: bytes, path: Path) -> float:
-    ledger = SqliteLedger(str(db))
+    ledger = registered(SqliteLedger(str(db)))
     proc = Processor(ledger, AS_OF)
     for _ in proc.process_stream(io.BytesIO(certs)):
         pass
@@ -83,7 +94,7 @@ def ours(db: Path, certs: bytes, path: Path) -> float:
 
 
 def baseline(db: Path, certs: bytes, path: Path) -> float:
-    ledger = SqliteLedger(str(db))
+    ledger = registered(SqliteLedger(str(db)))
     for _ in Processor(ledger, AS_OF).process_stream(io.BytesIO(certs)):
         pass
     ledger.close()

@@ -23,7 +23,7 @@ import os
 import pathlib
 import tempfile
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 
 def start_server(tmpdir: pathlib.Path) -> tuple[str, Callable[[], None]]:
