@@ -24,7 +24,12 @@ from .identifiers import entry_number_ok, ior_all_zero, ior_format_ok, normalise
 from .record import Record
 from .transactions import Certificate, EntrySummary
 
+# CBP's quota entry types: a summary of one of these without a quota line draws the
+# informational Q25 (reference 5.3a, 9.2).
 QUOTA_ENTRY_TYPES = frozenset({"02", "07", "12", "32", "38"})
+# The entry types on which a quota line is refused with Q09 (reference 5.3a, 9.2). Only these:
+# Mexican TPL claims are also made on types 06, 23 and 52 (domain.md 4).
+NO_QUOTA_ENTRY_TYPES = frozenset({"01", "03", "11", "31", "34"})
 
 
 # --- ledger state and changes ---------------------------------------------------------
@@ -264,7 +269,7 @@ def decide_summary(summary: EntrySummary, view: LedgerView, as_of: dt.date,
         return Decision(True, "DELETED", (), tuple(changes))
 
     r10 = s.records[0] if s.records else None
-    if r10 is not None and r10.values.get("electronic_signature") is None \
+    if r10 is not None and r10.get("electronic_signature") is None \
             and not any(d.field == "electronic_signature" for d in r10.defects):
         found.append(Finding("B39", "F"))
     if s.ior is not None:
@@ -316,15 +321,14 @@ def _claims(s: EntrySummary, view: LedgerView, on_file: SummaryState | None, rul
         own[key] = own.get(key, 0) + c.quantity
         for pool, year, amount in c.pools:
             own_pool[(pool, year)] = own_pool.get((pool, year), 0) + amount
-    wanted: dict[tuple[str, str, str], int] = {}
+    drawn: dict[tuple[str, str, str], int] = {}
     pool_want: dict[tuple[str, int], int] = {}
-    quota_type = s.entry_type in QUOTA_ENTRY_TYPES
     for i, ln in enumerate(s.lines, 1):
         if ln.licence_type is None or ln.licence_type not in rules.programmes:
             continue
         ctype: str = ln.licence_type
         ref = ("LICNSE", i, ln.line_id)
-        if not quota_type and s.entry_type:
+        if s.entry_type in NO_QUOTA_ENTRY_TYPES:
             found.append(Finding("Q09", "F", ref))
         number = ln.licence_number
         if not number:
@@ -361,15 +365,22 @@ def _claims(s: EntrySummary, view: LedgerView, on_file: SummaryState | None, rul
             continue
         q = int(qty)
         key = (ctype, number, cline.hts)
-        available = cline.issued - cline.used + own.get(key, 0)
-        already = wanted.get(key, 0)
-        if available - already <= 0:
+        left = cline.issued - cline.used + own.get(key, 0) - drawn.get(key, 0)
+        if left <= 0:
             hit("L17")
-        elif already + q > available:
-            hit("L15", f"{q} asked, {available - already} remaining")
-        wanted[key] = already + q
+        elif q > left:
+            hit("L15", f"{q} asked, {left} remaining")
+        # A certificate is never used beyond what was issued. Where the country made L15/L17
+        # informational, the claim is accepted but draws only what remains (nothing once
+        # the balance is gone); the Claim records what was drawn, so a later replace or
+        # delete credits back exactly that. Pool shares follow the drawn quantity too.
+        # A cancelled certificate (L08, if informational) draws nothing at all.
+        take = 0 if cert.status == "C" else min(q, max(left, 0))
+        if take == 0:
+            continue
+        drawn[key] = drawn.get(key, 0) + take
         pools = _pools_for(rules, cert.programme, cert.country,
-                           cline.preference_hts or ln.preference_hts, cline.unit, q,
+                           cline.preference_hts or ln.preference_hts, cline.unit, take,
                            cert.quota_year)
         for pool, year, amount in pools:
             k = (pool, year)
@@ -377,7 +388,7 @@ def _claims(s: EntrySummary, view: LedgerView, on_file: SummaryState | None, rul
             limit = next(p.limit for p in rules.pools if p.name == pool)
             if view.pool_fill(pool, year) - own_pool.get(k, 0) + pool_want[k] > limit:
                 found.append(Finding("Q03", "F", ref, f"{pool} {year} filled"))
-        claims.append(Claim(ctype, number, cline.hts, ln.line_id, q, pools))
+        claims.append(Claim(ctype, number, cline.hts, ln.line_id, take, pools))
     return claims, found
 
 
@@ -392,7 +403,13 @@ def decide_certificate(cert: Certificate, view: LedgerView, as_of: dt.date,
     found += [Finding(i.code, "F", i.ref, i.detail) for i in cert.issues]
     c = cert
     prog = rules.programmes.get(c.programme)
-    if sender_country is not None and c.country and c.country != sender_country:
+    on_file = view.certificate(c.programme, c.number) if c.number else None
+    # A country transmits only its own certificates: the country field must be the
+    # sender's, and a replace or cancel must not touch a certificate another country holds.
+    if sender_country is not None and (
+            (c.country and c.country != sender_country)
+            or (c.action in ("R", "C") and on_file is not None
+                and on_file.country != sender_country)):
         found.append(Finding("V05", "F"))
     if prog is not None and c.country and c.country not in prog["countries"]:
         found.append(Finding("V13", "F"))
@@ -403,7 +420,6 @@ def decide_certificate(cert: Certificate, view: LedgerView, as_of: dt.date,
             ok = c.number[0] == str(c.quota_year % 10)
         if not ok:
             found.append(Finding("V06", "F", None, f"number {c.number!r}"))
-    on_file = view.certificate(c.programme, c.number) if c.number else None
 
     if c.action == "C":
         if c.lines:
@@ -426,6 +442,13 @@ def decide_certificate(cert: Certificate, view: LedgerView, as_of: dt.date,
             found.append(Finding("V91", "F", None, f"{name}: mandatory for an add or replace"))
     if c.effective and c.expiry and c.expiry < c.effective:
         found.append(Finding("V09", "F", None, "expiry before effective date"))
+    elif c.effective and c.expiry and c.quota_year is not None and not (
+            c.effective.year <= c.quota_year <= c.expiry.year):
+        # Both programmes have calendar quota years (domain.md 1). The validity must share
+        # at least one day with the quota year; it need not start in it, since a country
+        # may issue a certificate before the year opens for goods still in transit.
+        found.append(Finding("V09", "F", None,
+                             f"valid {c.effective} to {c.expiry}, quota year {c.quota_year}"))
     if not c.lines:
         found.append(Finding("V10", "F"))
     seen: set[str] = set()

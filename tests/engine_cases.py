@@ -14,7 +14,9 @@ line beginning `--- `:
     --- ledger                 the ledger's final state, in the line format of ledger_lines()
 
 Every record line (input and reply) ends with `|` in column 81; the loader strips it and
-asserts the record is exactly 80 columns. The ledger section is plain text.
+asserts the record is exactly 80 columns. The ledger section is plain text. Batches are
+sent by authenticated participants (`participants()`: the broker K9T and one sender per
+participating country), so a country's transmissions are checked against its own code.
 
 The expected replies were checked by hand against the CATAIR subset reference
 (/work/shared/reference/catair-subset.md: E0/E1 order 6.1, E1 layout and final narratives
@@ -42,13 +44,17 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
+from unittest import mock
 
 import attrs
 
+from ecert_abi import access
+from ecert_abi.access import Participant
 from ecert_abi.engine import Rules, default_rules
 from ecert_abi.envelope import frame, input_batch
-from ecert_abi.identifiers import check_digit
+from ecert_abi.identifiers import check_digit, normalise_ior
 from ecert_abi.ledger import Ledger, MemoryLedger
 from ecert_abi.processor import Processor, digest
 from ecert_abi.record import read_lines
@@ -214,9 +220,36 @@ def open_backend(kind: str, directory: Path | None, rules: Rules) -> Ledger:
     raise ValueError(kind)
 
 
+@cache
+def participants() -> tuple[Participant, ...]:
+    """The senders the builders below use: the broker (BROKER), acting for the importers
+    IOR_A, IOR_B and IOR_NONE, and each participating country (site `E<cc>1`, ID `<cc>C`,
+    password `<cc>PASS`, as `country_batch` makes them). Hashed with a tiny scrypt cost
+    (the cost is kept in the hash) so that checking stays cheap."""
+    iors = frozenset(normalise_ior(i) for i in (IOR_A, IOR_B, IOR_NONE))
+    with mock.patch.object(access, "SCRYPT_N", 2):
+        out = [Participant(BROKER["site"], BROKER["sender"], "filer", BROKER["sender"],
+                           access.hash_password(BROKER["password"]), iors=iors)]
+        out += [Participant(f"E{cc}1", f"{cc}C", "country", cc,
+                            access.hash_password(f"{cc}PASS"))
+                for cc in ("AR", "AU", "MX", "NZ", "UY")]
+    return tuple(out)
+
+
+def register_participants(ledger: Ledger) -> None:
+    """Register `participants()` in a ledger that does not know them yet."""
+    missing = [p for p in participants() if ledger.participant(p.site, p.sender_id) is None]
+    if missing:
+        with ledger.transaction() as tx:
+            for p in missing:
+                tx.put_participant(p)
+
+
 def process_lines(ledger: Ledger, lines: Iterable[str], as_of: dt.date,
                   rules: Rules | None = None) -> list[str]:
-    """Feed input records (one or more batches) through a Processor; the reply lines."""
+    """Feed input records (one or more batches) through a Processor, its senders
+    authenticated as `participants()`; the reply lines."""
+    register_participants(ledger)
     data = "".join(line + "\n" for line in lines).encode("latin-1")
     proc = Processor(ledger, as_of, rules)
     out: list[str] = []
@@ -293,6 +326,7 @@ D = dt.date
 BROKER = {"site": "2704", "sender": "K9T", "password": "K9TPAS"}
 IOR_A = "98-7654321"
 IOR_B = "12-3456789AB"
+IOR_NONE = "11-1111111"       # an importer with no certificate
 BEEF_HTS = "0202305015"
 REGISTERED = D(2026, 2, 1)      # default transmission date of certificate batches
 FILED = D(2026, 3, 2)           # default transmission date of AE batches
@@ -343,10 +377,16 @@ def certs_batch(*certs: Certificate, country: str | None = None,
                          [r for c in certs for r in c.to_records()], date)
 
 
+def broker_batch(application: str, date: dt.date,
+                 blocks: Sequence[tuple[str, str, Sequence[str]]]) -> list[str]:
+    return input_batch(site=BROKER["site"], sender=BROKER["sender"],
+                       password=BROKER["password"], application=application, date=date,
+                       blocks=blocks)
+
+
 def ae_batch(records: Sequence[str], date: dt.date = FILED, filer: str = "K9T"
              ) -> list[str]:
-    return input_batch(**BROKER, application="AE", date=date,
-                       blocks=[("2704", filer, list(records))])
+    return broker_batch("AE", date, [("2704", filer, list(records))])
 
 
 def summaries_batch(*summaries: EntrySummary, date: dt.date = FILED) -> list[str]:
@@ -356,8 +396,7 @@ def summaries_batch(*summaries: EntrySummary, date: dt.date = FILED) -> list[str
 def importer_query(ior: str = IOR_A, date: dt.date = ASKED, **filters: object
                    ) -> list[str]:
     q = UsageQuery("importer", ior=ior, **filters)  # type: ignore[arg-type]
-    return input_batch(**BROKER, application="EC", date=date,
-                       blocks=[("2704", "K9T", q.to_records())])
+    return broker_batch("EC", date, [("2704", "K9T", q.to_records())])
 
 
 def country_query(country: str = "AU", date: dt.date = ASKED, **filters: object
