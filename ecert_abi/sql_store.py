@@ -358,10 +358,18 @@ class SqlTx:
         for pool, year, amount in c.pools:
             a = amount if q > 0 else -amount
             limit = self.limits.get(pool, NO_LIMIT) if a > 0 else NO_LIMIT
-            self._x("INSERT INTO pool_fill VALUES (?, ?, 0) ON CONFLICT DO NOTHING", pool, year)
-            cur = self._x("UPDATE pool_fill SET used = used + ? WHERE pool = ? AND year = ?"
-                          " AND used + ? BETWEEN 0 AND ?", a, pool, year, a, limit)
-            if cur.rowcount != 1:
+            # a decrement creates the pool's row or adds to it, only while it stays within
+            # the limit; a credit needs the row (fills are never below 0)
+            if a < 0:
+                cur = self._x("UPDATE pool_fill SET used = used + ? WHERE pool = ? AND"
+                              " year = ? AND used + ? >= 0", a, pool, year, a)
+            elif a <= limit:
+                cur = self._x("INSERT INTO pool_fill VALUES (?, ?, ?) ON CONFLICT (pool, year)"
+                              " DO UPDATE SET used = pool_fill.used + excluded.used"
+                              " WHERE pool_fill.used + excluded.used <= ?", pool, year, a, limit)
+            else:
+                cur = None
+            if cur is None or cur.rowcount != 1:
                 raise LedgerConflict(f"pool {pool} {year} refuses {a:+d}")
         self._x("INSERT INTO journal (batch_digest, filer, entry_number, line_id, programme,"
                 " number, hts, action, quantity, as_of, ior, recorded_at)"
