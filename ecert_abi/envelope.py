@@ -99,6 +99,9 @@ class _Builder:
         self.header: Record | None = None
         self.trailer: Record | None = None
         self.txn = 0
+        # True while records keep arriving that needed a B-record before them and X03 has
+        # already been said for them: one missing B is one condition, not one per record.
+        self.b_missing = False
         _, text, _ = first
         if text[:1] == "A":
             self.direction, self.chapter = _direction(text, cat)
@@ -113,6 +116,12 @@ class _Builder:
         self.faults.append(Fault(d, len(self.blocks) + (1 if self.block_head else 0)
                                  if block or txn else 0, self.txn if txn else 0,
                                  len(self.records) if txn else 0))
+
+    def missing_b(self, line: int, message: str) -> None:
+        """X03, once for a run of records with no B-record before them."""
+        if not self.b_missing:
+            self.fault("X03", line, message)
+            self.b_missing = True
 
     def add(self, number: int, text: str, overflow: int) -> Record:
         rec = self.cat.parse(text, number, self.ids, overflow)
@@ -141,18 +150,23 @@ def frame(lines: Iterable[tuple[int, str, int]], cat: Catalogue | None = None) -
         number, text, overflow = item
         kind = text[:1]
         if b is not None and kind == "A" and (b.header is not None or b.records):
-            # A new batch starts while the current one is still open.
+            # A new batch starts while the current one is still open; the faults point at
+            # the open batch's own last line, not at the A-record of the next one.
+            last = b.records[-1].line
             if b.block_head is not None:
-                b.fault("X05", number, "block not closed by a Y-record", block=True)
+                b.fault("X05", last, "block not closed by a Y-record")
                 b.close_block(None)
             if b.header is not None:
-                b.fault("X06", number, "batch not closed by a Z-record")
+                b.fault("X06", last, "batch not closed by a Z-record")
             yield _checked(b)
             b = None
         if b is None:
             b = _Builder(cat, item)
             if kind != "A":
                 b.fault("X01", number, "batch does not begin with an A-record")
+                # The lines standing where the A (and so the B) should be are what X01
+                # reports; they are not a missing B-record as well.
+                b.b_missing = True
         rec = b.add(number, text, overflow)
         _step(b, rec, kind)
         if b.trailer is not None:
@@ -161,7 +175,7 @@ def frame(lines: Iterable[tuple[int, str, int]], cat: Catalogue | None = None) -
     if b is not None:
         last = b.records[-1].line if b.records else 0
         if b.block_head is not None:
-            b.fault("X05", last, "block not closed by a Y-record", block=True)
+            b.fault("X05", last, "block not closed by a Y-record")
             b.close_block(None)
         b.fault("X06", last, "batch not closed by a Z-record")
         yield _checked(b)
@@ -174,14 +188,14 @@ def _step(b: _Builder, rec: Record, kind: str) -> None:
         return
     if kind == "B" and rec.layout is not None and rec.layout.id == "B":
         if b.block_head is not None:
-            b.fault("X05", n, "block not closed by a Y-record before the next B",
-                    block=True)
+            b.fault("X05", n, "block not closed by a Y-record before the next B")
             b.close_block(None)
         b.block_head = rec
+        b.b_missing = False
         return
     if kind == "Y" and rec.layout is not None and rec.layout.id == "Y":
         if b.block_head is None:
-            b.fault("X03", n, "Y-record without a B-record")
+            b.missing_b(n, "Y-record without a B-record")
             return
         if not b.block_recs:
             b.fault("X04", n, "block has no transaction records", block=True)
@@ -189,15 +203,15 @@ def _step(b: _Builder, rec: Record, kind: str) -> None:
         return
     if kind == "Z" and rec.layout is not None and rec.layout.id == "Z":
         if b.block_head is not None:
-            b.fault("X05", n, "Z-record inside an open block", block=True)
+            b.fault("X05", n, "Z-record inside an open block")
             b.close_block(None)
         if not b.blocks:
-            b.fault("X03", n, "batch has no block")
+            b.missing_b(n, "batch has no block")
         b.trailer = rec
         return
     # A transaction record (or a line nobody understands).
     if b.block_head is None:
-        b.fault("X03", n, "transaction record outside a block (B-record missing)")
+        b.missing_b(n, "transaction record outside a block (B-record missing)")
         return
     hdr = b.chapter.transaction_header if b.chapter else None
     if hdr is not None and rec.id == hdr:
@@ -292,6 +306,14 @@ def _block_faults(b: _Builder, i: int, blk: Block, app: str) -> None:
                   "preparer filer differs from the processing filer")
 
 
+# A trailer repeats fields of its header (Z those of A, Y those of B) and the condition for
+# them is "differs from the header", which _checked and _block_faults test by comparing the
+# columns. A class fault on such a field is therefore either the header's own fault seen
+# again (a Z repeating an A's impossible date is X10 on the A, not also X14) or a difference
+# the comparison already reports once.
+_MATCH_CODES = {"Z": "X14", "Y": "X32"}
+
+
 def _record_faults(b: _Builder) -> None:
     """Record defects that reject the whole batch (X codes) become faults, located."""
     block = 0
@@ -313,6 +335,8 @@ def _record_faults(b: _Builder) -> None:
                 continue  # a transaction-level condition: the application answers it
             if code == "X34" and b.chapter is None:
                 continue  # unknown application: its X11/X12/X13 says it, not each record
+            if kind is not None and code == _MATCH_CODES.get(kind):
+                continue
             if d.rule == "short" and pos != last:
                 d = attrs.evolve(d, code="X40")
             if kind in ("A", "Z") or block == 0:
@@ -347,9 +371,11 @@ def _mirror_a(text: str) -> str:
 def reject_reply(batch: Batch, cat: Catalogue | None = None) -> list[str]:
     """The batch-reject reply lines CBP describes (B&B-19, B&B-34 to 36).
 
-    A mirrored with a blank application, ACE-generated B, X0/X1 per fault (batch faults
-    first, then per block: X0 BLOCK, then per transaction record X0 TRNACT, each followed
-    by its X1s), the final X1 R F 999 BATCH REJECTED, ACE-generated Y with the count, Z.
+    A mirrored with a blank application and no password, ACE-generated B, then the
+    conditions: with any batch-level fault only its X1s, blocks and transactions ignored
+    (B&B-34); otherwise per block an X0 BLOCK and its X1s, then per transaction record an
+    X0 TRNACT and its X1s (B&B-35/36). Last the X1 R F 999 BATCH REJECTED, the
+    ACE-generated Y with the count, and Z.
     """
     cat = cat or catalogue()
     x1 = cat.layout("X1")
@@ -365,10 +391,11 @@ def reject_reply(batch: Batch, cat: Catalogue | None = None) -> list[str]:
                         "severity_code": "F", "condition_code": code,
                         "narrative_text": narrative(code)})
 
-    for f in batch.faults:
-        if f.block == 0:
-            body.append(x1_line(f.defect.code or "X40"))
-    blocks = sorted({f.block for f in batch.faults if f.block})
+    batch_level = [f for f in batch.faults if f.block == 0]
+    for f in batch_level:
+        body.append(x1_line(f.defect.code or "X40"))
+    # B&B-34: a batch-level problem makes CBP ignore every block and transaction.
+    blocks = [] if batch_level else sorted({f.block for f in batch.faults})
     for blk in blocks:
         head = batch.blocks[blk - 1].header if blk <= len(batch.blocks) else None
         body.append(_echo(head, "X0_block", cat, occurrence_position=blk))

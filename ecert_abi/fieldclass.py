@@ -119,13 +119,16 @@ def encode(cls: str, value: object, width: int, decimals: int) -> str:
     """Text for `value` in a field of `cls` and `width`, never truncated or padded past fit.
 
     Raises EncodeError for a value that does not fit (too long, negative, too many
-    decimals, a date outside the two-digit-year window, lower case, wrong type).
+    decimals, not finite, a date outside the two-digit-year window, lower case, wrong type:
+    a bool is not a number, a datetime not a date).
     """
     if value is None:
         return " " * width
     if cls in NUMERIC:
         if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
             raise EncodeError(f"expected a number, got {type(value).__name__}")
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise EncodeError(f"{value} is not a finite number")
         scaled = Decimal(value).scaleb(decimals) if decimals else value
         if scaled != int(scaled):
             raise EncodeError(f"{value} has more than {decimals} decimal places")
@@ -137,7 +140,9 @@ def encode(cls: str, value: object, width: int, decimals: int) -> str:
             raise EncodeError(f"{value} needs {len(text)} digits, the field has {width}")
         return text.zfill(width)
     if cls == "D":
-        if not isinstance(value, dt.date):
+        # A datetime is a date subclass, but neither comparable with a date nor a
+        # calendar day: the time of day would be dropped silently.
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
             raise EncodeError(f"expected a date, got {type(value).__name__}")
         if not FIRST_DATE <= value <= LAST_DATE:
             raise EncodeError(f"{value} is outside {FIRST_DATE.year}-{LAST_DATE.year}")

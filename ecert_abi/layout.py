@@ -11,6 +11,7 @@ A `Layout` is one 80-column record definition. From the same field list it build
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -258,7 +259,9 @@ class Layout:
         cols = text[:WIDTH].ljust(WIDTH)
         bad_cols = {i for d in defects if d.rule == "non-displayable"
                     for i in range(d.start, d.end + 1)}
-        parsed = self.struct.parse(cols.encode("latin-1"))
+        # Text from a caller (not from read_lines) may hold characters above U+00FF; each
+        # is one column, already an X40 above, so a one-byte stand-in keeps the positions.
+        parsed = self.struct.parse(cols.encode("latin-1", "replace"))
         for f in self.fields:
             value = parsed[f.name]
             if not isinstance(value, Invalid):
@@ -300,39 +303,58 @@ class Layout:
 def _compile_emitter(layout: Layout) -> Callable[[Mapping[str, Any]], str | None]:
     """Generate `emit(values) -> text` for one layout: one expression per field.
 
-    The result is only trusted after the layout regex accepts it; any doubt falls back to
-    `Layout.build`, which names the field at fault.
+    The fast path must never accept what `Layout.build` refuses, so it takes exactly the
+    types build takes (int, Decimal, date, str; never bool, float or a datetime), a constant
+    only when left out, None or its own value (as `Layout.decode` gives it back), and no
+    filler at all. Anything else raises or returns None, and `Layout.emit` falls back to
+    `build`, which names the field at fault; the text is also only trusted after the layout
+    regex accepts it.
     """
     parts: list[str] = []
-    env: dict[str, Any] = {"_dec": _emit_decimal, "_date": _emit_date, "_names": layout.names}
+    known = frozenset(f.name for f in layout.fields if not f.is_filler)
+    env: dict[str, Any] = {"_dec": _emit_decimal, "_date": _emit_date, "_refuse": _refuse,
+                           "_known": known}
     for i, f in enumerate(layout.fields):
         w = f.width
-        get = f"g({f.name!r})"
+        blank = repr(" " * w)
+        v = f"v{i}"
+        take = f"if ({v} := g({f.name!r})) is None"
         if f.const is not None:
-            parts.append(repr(f.const.ljust(w)))
+            text = repr(f.const.ljust(w))
+            parts.append(f"({text} {take} or (_type({v}) is _str and {v} == {f.const!r}) "
+                         "else _refuse())")
         elif f.is_filler:
-            parts.append(repr(" " * w))
+            parts.append(blank)
         elif f.cls in fieldclass.TEXT:
-            parts.append(f"({get} or '').ljust({w})")
+            parts.append(f"({blank} {take} else _ljust({v}, {w}))")  # refuses a non-str
         elif f.decimals:
-            parts.append(f"_dec({get}, {f.decimals}, {w})")
+            parts.append(f"_dec(g({f.name!r}), {f.decimals}, {w})")
         elif f.cls in fieldclass.NUMERIC:
-            parts.append(f"('{' ' * w}' if (v{i} := {get}) is None else f'{{v{i}:0{w}d}}')")
+            # exactly int: bool (an int subclass) would format as 0/1
+            parts.append(f"({blank} {take} else f'{{{v}:0{w}d}}' if _type({v}) is _int "
+                         "else _refuse())")
         else:
-            parts.append(f"_date({get}, {w})")
-    src = ("def emit(values):\n"
-           "    if not _names.issuperset(values): return None\n"
+            parts.append(f"_date(g({f.name!r}), {w})")
+    # Builtins bound as default arguments: local look-ups keep the checks off the profile.
+    src = ("def emit(values, _type=type, _int=int, _str=str, _ljust=str.ljust):\n"
+           "    if not _known.issuperset(values): return None  # a filler, or unknown\n"
            "    g = values.get\n"
            f"    return ''.join(({', '.join(parts)},))\n")
     exec(compile(src, f"<emit {layout.name}>", "exec"), env)
     return env["emit"]  # type: ignore[no-any-return]
 
 
+def _refuse() -> str:
+    raise EncodeError("not a value the fast emitter takes")
+
+
 def _emit_decimal(value: object, decimals: int, width: int) -> str:
     if value is None:
         return " " * width
-    scaled = Decimal(value).scaleb(decimals)  # type: ignore[arg-type]
-    if scaled != scaled.to_integral_value():
+    if type(value) is not Decimal and type(value) is not int:
+        raise EncodeError("not an int or Decimal")  # bool, float, str: build says which
+    scaled = Decimal(value).scaleb(decimals)
+    if scaled != scaled.to_integral_value():  # also true for NaN
         raise EncodeError("too many decimals")
     return f"{int(scaled):0{width}d}"
 
@@ -340,6 +362,8 @@ def _emit_decimal(value: object, decimals: int, width: int) -> str:
 def _emit_date(value: Any, width: int) -> str:
     if value is None:
         return " " * width
+    if type(value) is not dt.date:  # a datetime is a date subclass that build refuses
+        raise EncodeError("not a date")
     if not fieldclass.FIRST_DATE <= value <= fieldclass.LAST_DATE:
         raise EncodeError("date outside the two-digit-year window")
     return f"{value.month:02d}{value.day:02d}{value.year % 100:02d}"
@@ -419,7 +443,9 @@ def check_coverage(fields: tuple[Field, ...], where: str) -> None:
             raise LayoutError(f"{where}.{f.name}: ends at {f.end}, past column {WIDTH}")
         expected = f.end + 1
     if expected != WIDTH + 1:
-        raise LayoutError(f"{where}: fields end at column {expected - 1}, not {WIDTH}")
+        last = f"{where}.{fields[-1].name}" if fields else where
+        raise LayoutError(f"{last}: fields end at column {expected - 1}, not {WIDTH}; "
+                          f"columns {expected}-{WIDTH} undeclared")
 
 
 def opaque_layout(rid: str, chapter: str, direction: str) -> Layout:

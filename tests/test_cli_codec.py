@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,15 +194,42 @@ def test_parse_reads_stdin(tmp_path: Path) -> None:
     assert len(res.stdout.splitlines()) == len(CLEAN)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `emit` (and `parse -`/`check -`) close "
-                   "sys.stdout.buffer / sys.stdin.buffer (`with _open_out('-')`), so running "
-                   "the command in-process (CliRunner, main(standalone_mode=False)) leaves "
-                   "stdout closed: click's runner fails with 'I/O operation on closed file'")
 def test_emit_to_stdout_in_process() -> None:
     obj = {"layout": "R51", "fields": {"standard_visa_number": "6AU123456"}}
     res = CliRunner().invoke(main, ["emit"], input=json.dumps(obj) + "\n")
     assert res.exit_code == 0
     assert res.stdout_bytes == b"516AU123456" + b" " * 69 + b"\n"
+
+
+R51_JSON = json.dumps({"layout": "R51", "fields": {"standard_visa_number": "6AU123456"}})
+
+
+CLEAN_TEXT = "".join(x + "\n" for x in CLEAN)
+
+
+@pytest.mark.parametrize(("args", "data", "writes"), [
+    pytest.param(["parse", "-"], CLEAN_TEXT, True, id="parse"),
+    pytest.param(["check", "-"], CLEAN_TEXT, False, id="check"),  # clean: nothing to say
+    pytest.param(["emit", "-", "-o", "-"], R51_JSON + "\n", True, id="emit"),
+    pytest.param(["process", "-", "-o", "-", "--db", ":memory:", "--trust-senders",
+                  "--as-of", "2026-04-17"], CLEAN_TEXT, True, id="process"),
+])
+def test_dash_leaves_the_callers_streams_open(monkeypatch: pytest.MonkeyPatch,
+                                              args: list[str], data: str,
+                                              writes: bool) -> None:
+    """'-' is the caller's stdin/stdout: a command run from Python must not close them."""
+    stdin = io.TextIOWrapper(io.BytesIO(data.encode("latin-1")), encoding="latin-1")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        main.main(args, standalone_mode=False)
+    except SystemExit as e:  # process and check end with sys.exit
+        assert e.code in (0, None)
+    assert not stdin.buffer.closed and not stdout.buffer.closed
+    stdout.flush()
+    written = stdout.buffer.getvalue()  # type: ignore[attr-defined]  # a BytesIO underneath
+    assert bool(written) == writes
 
 
 def test_emit_refuses_a_value_that_does_not_fit(tmp_path: Path) -> None:

@@ -22,23 +22,6 @@ from ecert_abi.record import catalogue, read_lines
 
 CASES = Path(__file__).parent / "cases" / "envelope"
 
-# Cases where the library disagrees with the reference; each is a reported bug.
-KNOWN_BUGS = {
-    "x03_repeated": (
-        "BUG (debatable): one missing B-record after A is reported as one X03 per stray "
-        "transaction record (5 X1 X03) instead of once"),
-    "x05_b_without_y": (
-        "BUG: a missing Y-record (X05) is a 'control record missing' = batch-level problem "
-        "(reference 3.1: X1 only, no X0), but reject_reply puts it under an X0 BLOCK"),
-    "x10_bad_date": (
-        "BUG: a Z repeating the A's invalid date 023026 draws a spurious X14 (Z_input."
-        "transmission_date has invalid=X14 although Z equals A; X14 = Z differs from A)"),
-    "batch_fault_hides_blocks": (
-        "BUG: on a batch-level fault (X14) the reply still carries X0 BLOCK/TRNACT + X39 for "
-        "a transaction fault; B&B-34: X1 records only, all blocks and transactions ignored"),
-}
-
-
 def load_case(path: Path) -> tuple[list[str], list[str]]:
     """(input lines, expected reply lines) of one case file, `|` markers stripped."""
     inp: list[str] = []
@@ -70,13 +53,7 @@ def reply_for(batch: Batch) -> list[str]:
 
 
 def _params() -> list[object]:
-    out = []
-    for path in sorted(CASES.glob("*.txt")):
-        marks = []
-        if path.stem in KNOWN_BUGS:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[path.stem]))
-        out.append(pytest.param(path, id=path.stem, marks=marks))
-    return out
+    return [pytest.param(path, id=path.stem) for path in sorted(CASES.glob("*.txt"))]
 
 
 def test_case_files_present() -> None:
@@ -87,9 +64,9 @@ def test_case_files_present() -> None:
                      "x39_filler", "x40_nondisplayable", "x42_short_z", "x10_bad_date",
                      "x11_app_missing", "x12_app_unknown", "x13_app_not_processed",
                      "x21_preparer", "x22_preparer", "x24_preparer", "x25_preparer",
-                     "x26_preparer", "several_faults", "two_batches"):
+                     "x26_preparer", "several_faults", "two_batches", "x03_repeated",
+                     "batch_fault_hides_blocks"):
         assert required in names
-    assert set(KNOWN_BUGS) <= names
 
 
 @pytest.mark.parametrize("path", _params())
@@ -139,8 +116,10 @@ def _faults(name: str) -> list[tuple[str | None, int, int, int, int]]:
     ("x25_preparer", [("X25", 1, 0, 0, 51)]),
     ("x26_preparer", [("X26", 1, 0, 0, 51)]),
     ("two_batches", [("X39", 1, 1, 7, 15)]),
-    pytest.param("x10_bad_date", [("X10", 0, 0, 0, 15)], marks=pytest.mark.xfail(
-        strict=True, reason="BUG: spurious X14 when Z repeats the A's invalid date")),
+    ("x10_bad_date", [("X10", 0, 0, 0, 15)]),
+    ("x03_repeated", [("X03", 0, 0, 0, 1)]),
+    ("x05_b_without_y", [("X05", 0, 0, 0, 1)]),
+    ("batch_fault_hides_blocks", [("X39", 1, 1, 7, 15), ("X14", 0, 0, 0, 15)]),
     ("x11_app_missing", [("X11", 0, 0, 0, 26)]),
     ("x12_app_unknown", [("X12", 0, 0, 0, 26)]),
     ("x13_app_not_processed", [("X13", 0, 0, 0, 26)]),
@@ -181,9 +160,6 @@ def test_reject_reply_without_a_record_does_not_raise() -> None:
     assert reply[0][0] == "A" and reply[-1] == "Z" + " " * 78 + "Z"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a line before an A-record swallows the "
-                   "following batch (the A is taken as a transaction record), contrary "
-                   "to frame()'s docstring")
 def test_junk_before_a_forms_its_own_batch() -> None:
     inp, _ = load_case(CASES / "clean_ae.txt")
     batches = batches_of(["JUNK LINE", *inp])
@@ -232,3 +208,61 @@ def test_reject_reply_for_missing_sender(columns: tuple[int, int], code: str) ->
     reply = reject_reply(batch)
     assert reply[0][lo:hi] == " " * (hi - lo)
     assert f"X1 F{code}" in [line[:7] for line in reply]
+
+
+# --- one condition per problem ----------------------------------------------------------
+
+def test_x03_once_per_run_of_records_outside_a_block() -> None:
+    """Each place a B-record is missing is one X03, however many records stand there; a
+    Y-record closing such a run belongs to the same missing B."""
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    a, b, *txn, y, z = inp
+    (batch,) = batches_of([a, *txn, y, b, *txn, y, *txn[:2], z])
+    assert [(f.defect.code, f.defect.line) for f in batch.faults] == [
+        ("X03", 2), ("X03", 15)]
+
+
+def test_no_x03_in_a_batch_without_a_record() -> None:
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    (batch,) = batches_of(inp[2:])
+    assert [f.defect.code for f in batch.faults] == ["X01"]
+
+
+@pytest.mark.parametrize(("z_date", "codes"), [
+    ("041726", []),
+    ("041826", ["X14"]),  # a valid date, different: the comparison says it once
+    ("04AB26", ["X14"]),  # not a date, different: X14 once, not also as a class fault
+])
+def test_z_date_is_judged_against_the_a(z_date: str, codes: list[str]) -> None:
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    inp[-1] = inp[-1][:14] + z_date + inp[-1][20:]
+    (batch,) = batches_of(inp)
+    assert [f.defect.code for f in batch.faults] == codes
+
+
+def test_y_repeating_its_b_fault_is_not_x32() -> None:
+    """A Y that repeats its B's blank port is not a mismatch: the B's X15 says it."""
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    inp[1] = inp[1][:3] + "    " + inp[1][7:]
+    inp[-2] = inp[-2][:3] + "    " + inp[-2][7:]
+    (batch,) = batches_of(inp)
+    assert [f.defect.code for f in batch.faults] == ["X15"]
+
+
+# --- the password is never returned (2.6: output A 9-14 are spaces for ESAR) -------------
+
+@pytest.mark.parametrize("fault", ["none", "filler", "z-password", "batch-level"])
+def test_reply_never_returns_the_password(fault: str) -> None:
+    inp, _ = load_case(CASES / "clean_ae.txt")
+    inp[0] = inp[0][:8] + "S3CR3T" + inp[0][14:]
+    if fault == "filler":  # rejected for a transaction fault (X39)
+        inp[6] = inp[6][:20] + "X" + inp[6][21:]
+    elif fault == "z-password":  # the eMAN habit of repeating it in Z 9-14 (X39 for ESAR)
+        inp[-1] = inp[-1][:8] + "S3CR3T" + inp[-1][14:]
+    elif fault == "batch-level":
+        inp.pop()  # X06
+    (batch,) = batches_of(inp)
+    assert batch.rejected == (fault != "none")
+    reply = reply_for(batch)
+    assert reply[0][8:14] == " " * 6
+    assert not [line for line in reply if "S3CR3T" in line]

@@ -81,10 +81,8 @@ REFUSALS = [
     pytest.param(field_set("text", pos="27-79", fmt="53X"),
                  ["test.toml:T1", "end at column 79", "not 80"], id="ends-before-80"),
     pytest.param(field_set("text", pos="27-79", fmt="53X"),
-                 ["test.toml:T1", "text", "79"], id="ends-before-80-names-field",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "BUG: 'fields end at column 79, not 80' names the record but not the "
-                     "field, although LayoutError promises file, record and field"))),
+                 ["test.toml:T1.text", "end at column 79", "80-80 undeclared"],
+                 id="ends-before-80-names-field"),
     pytest.param(field_set("amount", fmt="9(S)N"),
                  ["test.toml:T1.amount", "fmt width 9", "4-13 is 10 columns"], id="fmt-width"),
     pytest.param(field_set("when", fmt="6D or 5S"),
