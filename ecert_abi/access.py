@@ -96,8 +96,9 @@ def check_password(password: str) -> str:
     return password
 
 
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    check_password(password)
+def hash_password(password: str, *, salt: bytes | None = None, check: bool = True) -> str:
+    if check:
+        check_password(password)
     salt = salt or os.urandom(16)
     key = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
     return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
@@ -124,18 +125,23 @@ class Authenticator:
 
     def __init__(self, lookup: Callable[[str, str], Participant | None]) -> None:
         self.lookup = lookup
+        _dummy_hash()  # made now, so that the first unknown sender costs no more than others
 
     def authenticate(self, site: str, sender_id: str, password: str, application: str
                      ) -> tuple[Participant | None, Outcome]:
         who = self.lookup(site, sender_id)
         if who is None:
-            # the same work as a real check: timing must not reveal unknown senders
-            _remembered_check(password, _dummy_hash())
+            # the same work as a real check, against a hash no password matches: timing
+            # must not tell an unknown sender from a wrong password
+            verify_password(password, _dummy_hash())
             return None, Outcome.UNKNOWN
+        if not who.enabled:
+            # a full check, never the remembered one: a quick answer would tell an
+            # attacker that a guessed password was right
+            verify_password(password, who.password_hash)
+            return None, Outcome.DISABLED
         if not _remembered_check(password, who.password_hash):
             return None, Outcome.WRONG_PASSWORD
-        if not who.enabled:
-            return None, Outcome.DISABLED
         if application not in APPLICATIONS[who.role]:
             return None, Outcome.NOT_PERMITTED
         return who, Outcome.ACCEPTED
@@ -164,7 +170,8 @@ def _remembered_check(password: str, stored: str) -> bool:
 
 @cache
 def _dummy_hash() -> str:
-    return hash_password("AAAAAA")
+    # a random 7-character secret: no 6-character password can match it
+    return hash_password(base64.b32encode(os.urandom(5)).decode()[:7], check=False)
 
 
 def participants_from_toml(text: str, source: str = "participants") -> list[Participant]:

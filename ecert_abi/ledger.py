@@ -35,6 +35,8 @@ from .engine import (
 )
 from .identifiers import normalise_ior
 
+KEEP_ANSWERS = dt.timedelta(days=30)  # how long the later pages of a query answer last
+
 
 class LedgerConflict(RuntimeError):
     """A change the store refused (e.g. a decrement past the issued quantity).
@@ -82,6 +84,14 @@ class LedgerTx(LedgerView, Protocol):
     def filer_iors(self, filer: str) -> set[str]:
         """IORs of the summaries `filer` has on file or has drawn certificates for."""
         ...
+
+    def store_answer(self, token: str, requester: tuple[str, str], items: Sequence[str]
+                     ) -> None:
+        """Keep a long query answer for its later pages (answers older than KEEP_ANSWERS
+        are dropped)."""
+        ...
+
+    def stored_answer(self, token: str) -> tuple[tuple[str, str], list[str]] | None: ...
 
 
 class Ledger(Protocol):
@@ -135,6 +145,7 @@ class MemoryLedger:
         self._replies: dict[str, list[str]] = {}
         self._participants: dict[tuple[str, str], Participant] = {}
         self._attempts: list[Attempt] = []
+        self._answers: dict[str, tuple[tuple[str, str], list[str]]] = {}
 
     # reads (LedgerView)
     def certificate(self, programme: str, number: str) -> CertState | None:
@@ -170,7 +181,7 @@ class MemoryLedger:
         return [self._participants[k] for k in sorted(self._participants)]
 
     def attempts(self, *, last: int | None = None) -> list[Attempt]:
-        return self._attempts[-last:] if last else list(self._attempts)
+        return list(self._attempts) if last is None else self._attempts[-last:] if last else []
 
     def filer_iors(self, filer: str) -> set[str]:
         return ({normalise_ior(s.ior) for s in self._summaries.values()
@@ -182,16 +193,23 @@ class MemoryLedger:
     def transaction(self) -> Iterator[MemoryLedger]:
         saved = (dict(self._certs), dict(self._summaries), dict(self._pools),
                  list(self._journal), dict(self._replies), dict(self._participants),
-                 list(self._attempts))
+                 list(self._attempts), dict(self._answers))
         try:
             yield self
         except BaseException:
             (self._certs, self._summaries, self._pools, self._journal, self._replies,
-             self._participants, self._attempts) = saved
+             self._participants, self._attempts, self._answers) = saved
             raise
 
     def put_participant(self, p: Participant) -> None:
         self._participants[p.key] = p
+
+    def store_answer(self, token: str, requester: tuple[str, str], items: Sequence[str]
+                     ) -> None:
+        self._answers[token] = (requester, list(items))  # a memory ledger does not last
+
+    def stored_answer(self, token: str) -> tuple[tuple[str, str], list[str]] | None:
+        return self._answers.get(token)
 
     def record_attempt(self, site: str, sender_id: str, application: str, outcome: str,
                        batch_digest: str) -> None:

@@ -50,9 +50,14 @@ class Tally:
 
 
 def digest(batch: Batch) -> str:
+    """The batch's identity for replay: its records, with the communication password
+    (A and Z columns 9-14) left out, so the stored digest cannot be searched for it."""
     h = hashlib.sha256()
     for r in batch.records:
-        h.update(r.text.encode("latin-1") + b"\n")
+        text = r.text
+        if r.id in ("A", "Z"):
+            text = text[:8] + " " * 6 + text[14:]
+        h.update(text.encode("latin-1", "replace") + b"\n")
     return h.hexdigest()
 
 
@@ -119,7 +124,7 @@ class Processor:
         stored = self.ledger.stored_reply(key)
         if stored is not None:
             return self._replayed(stored)
-        batch = self._applicable(batch)
+        batch = self._applicable(batch, who)
         for attempt in range(RETRIES):
             counts = Tally()
             try:
@@ -167,9 +172,21 @@ class Processor:
                              "sender not authorised for this application", "X09"))
         return reject_reply(attrs.evolve(batch, faults=(fault,)), self.cat)
 
-    def _applicable(self, batch: Batch) -> Batch:
-        if batch.rejected or (batch.chapter is not None and batch.direction == "input"):
+    def _applicable(self, batch: Batch, who: Participant | None) -> Batch:
+        if batch.rejected:
             return batch
+        if batch.chapter is not None and batch.direction == "input":
+            if who is None or who.role != "filer":
+                return batch
+            # a filer sends only for itself (B&B: X18, the A-record sender may not send
+            # for the B-record's filer)
+            faults = tuple(
+                Fault(Defect(blk.header.line, 8, 10, "processing_filer_code", "authorised",
+                             f"{who.site}/{who.sender_id} does not file for {filer!r}",
+                             "X18"), i)
+                for i, blk in enumerate(batch.blocks, 1)
+                if (filer := str(blk.header.get("processing_filer_code") or "")) != who.code)
+            return attrs.evolve(batch, faults=faults) if faults else batch
         a = batch.header
         line = a.line if a else 0
         fault = Fault(Defect(line, 26, 27, "application_identifier_code", "application",
@@ -186,8 +203,9 @@ class Processor:
         assert ch is not None and ch.response and batch.header is not None
         assemble = ASSEMBLERS[ch.name]
         country = who.code if who is not None and who.role == "country" else None
+        requester = (batch.header.text[1:5], batch.header.text[5:8])
         blocks = []
-        for blk in batch.blocks:
+        for b, blk in enumerate(batch.blocks, 1):
             lines: list[str] = []
             filer = blk.header.get("processing_filer_code")
             for k, records in enumerate(blk.transactions(ch.transaction_header), 1):
@@ -201,7 +219,8 @@ class Processor:
                     lines += self._vb(k, txn, d)
                 else:
                     assert isinstance(txn, UsageQuery)
-                    out, ok, codes = answer_query(txn, tx, self.cat, _scope(who, tx))
+                    out, ok, codes = answer_query(txn, tx, self.cat, _scope(who, tx),
+                                                  requester=requester, seed=f"{key}:{b}:{k}")
                     lines += out
                     counts.accepted += ok
                     counts.rejected += not ok

@@ -1,15 +1,19 @@
 """Usage queries (EC importer, VQ country): the answer records UC, UU and UE.
 
-An answer is read from one consistent point of the ledger: the last journal sequence of
-the certificates asked about when the first page was asked is part of the continuation
-key, and every page (and the used quantities it shows) is computed from the journal up to
-that sequence. What the requester may see is its `Scope` (see access.py): entries outside
-it are never read into an answer, and a question outside it is refused from the scope
-alone.
+What the requester may see is its `Scope` (see access.py): entries outside it are never
+read into an answer, and a question outside it is refused from the scope alone.
+
+An answer is computed whole inside the batch's ledger transaction, so it shows one
+consistent state. One longer than a page is stored in the ledger with its requester;
+the continuation key names the stored answer (16 digits derived from the batch digest
+and the query's place in the batch) and the next page (4 digits). Later pages are read
+from storage: the same snapshot, whatever changed since, and a key is worth nothing to
+anyone but the sender who asked.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 from .access import UNLIMITED, Scope
@@ -22,14 +26,21 @@ from .transactions import UsageQuery
 PAGE = 500
 
 
-def _key(snapshot: int, offset: int) -> str:
-    return f"{snapshot:010d}{offset:010d}"
+def answer_token(seed: str) -> str:
+    """The stored answer's name: 16 digits of a hash of the batch digest and the query's
+    place in the batch (reproducible, so a replayed batch names the same answer)."""
+    return f"{int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8]) % 10**16:016d}"
 
 
-def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNLIMITED
-                 ) -> tuple[list[str], bool, list[str]]:
-    """(reply lines, answered?, condition codes) for one query, within `scope`."""
+def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNLIMITED, *,
+                 requester: tuple[str, str] = ("", ""), seed: str = "",
+                 page: int | None = None) -> tuple[list[str], bool, list[str]]:
+    """(reply lines, answered?, condition codes) for one query, within `scope`.
+
+    `requester` is the sender (site, ID) a stored answer is bound to; `seed` names it.
+    """
     lay = cat.layout
+    page = page or PAGE
 
     def end(code: str | None, ok: bool, certs: int = 0, uses: int = 0,
             more: str | None = None) -> tuple[list[str], bool, list[str]]:
@@ -39,6 +50,13 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
             "disposition_type_code": "A" if ok else "R", "condition_code": code,
             "narrative_text": narrative(code) if code else "QUERY ANSWERED"})
         return [line], ok, [code] if code else []
+
+    def paged(items: list[str], token: str, n: int) -> tuple[list[str], bool, list[str]]:
+        lines = items[n * page:(n + 1) * page]
+        more = f"{token}{n + 1:04d}" if (n + 1) * page < len(items) else None
+        certs = sum(1 for x in lines if x.startswith("UC"))
+        tail, ok, codes = end(None, True, certs, len(lines) - certs, more)
+        return lines + tail, ok, codes
 
     for r in q.records:
         for d in r.defects:
@@ -50,6 +68,13 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
     denied = scope.refusal(q)
     if denied:
         return end(denied, False)
+    if q.continuation:
+        k = q.continuation
+        stored = tx.stored_answer(k[:16]) if len(k) == 20 and k.isdigit() else None
+        if stored is None or stored[0] != requester or not 0 < int(k[16:]) * page < len(
+                stored[1]):
+            return end("V23", False)  # unknown, expired, someone else's, or past the end
+        return paged(stored[1], k[:16], int(k[16:]))
 
     def wanted(c_ior: str, country: str, programme: str, number: str) -> bool:
         if not scope.covers(country, c_ior):
@@ -64,17 +89,8 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
     journal = sorted((j for c in certs for j in tx.journal(programme=c.programme,
                                                            number=c.number)),
                      key=lambda j: j.seq)
-    current = journal[-1].seq if journal else 0
-    snapshot, offset = current, 0
-    if q.continuation:
-        k = q.continuation
-        if len(k) != 20 or not k.isdigit() or int(k[:10]) > current:
-            return end("V23", False)
-        snapshot, offset = int(k[:10]), int(k[10:])
-
-    upto = [j for j in journal if j.seq <= snapshot]
     used: dict[tuple[str, str, str], int] = {}
-    for j in upto:
+    for j in journal:
         k3 = (j.programme, j.number, j.hts)
         used[k3] = used.get(k3, 0) + (j.quantity if j.action == "D" else -j.quantity)
     items: list[str] = []
@@ -88,17 +104,13 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
                 "remaining_quantity": max(ln.issued - u, 0), "unit_of_measure_code": ln.unit,
                 "status_code": c.status, "quota_year": c.quota_year,
                 "expiry_date": c.expiry}))
-    n_certs = len(items)
-    items += [_uu(lay, j) for j in _filter_usage(upto, q)]
+    items += [_uu(lay, j) for j in _filter_usage(journal, q)]
     if not items:
         return end("V20", True)
-    if offset >= len(items) and offset:
-        return end("V23", False)
-    page = items[offset:offset + PAGE]
-    more = _key(snapshot, offset + PAGE) if offset + PAGE < len(items) else None
-    page_certs = sum(1 for i in range(offset, offset + len(page)) if i < n_certs)
-    lines, ok, codes = end(None, True, page_certs, len(page) - page_certs, more)
-    return page + lines, ok, codes
+    token = answer_token(seed)
+    if len(items) > page:
+        tx.store_answer(token, requester, items)
+    return paged(items, token, 0)
 
 
 def _filter_usage(entries: Sequence[JournalEntry], q: UsageQuery) -> list[JournalEntry]:

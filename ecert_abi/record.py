@@ -150,10 +150,11 @@ class Catalogue:
         if not overflow and layout.match(text):
             return Record(layout, text, line)
         defects = layout.diagnose(text, line)
-        if overflow:
-            defects.append(Defect(line, WIDTH + 1, WIDTH + overflow, None, "long",
-                                  f"record continues for {overflow} more characters "
-                                  "(dropped)", "X40"))
+        if overflow:  # one defect for the whole excess: the part kept and the part dropped
+            defects = [d for d in defects if d.rule != "long"]
+            defects.append(Defect(line, WIDTH + 1, len(text) + overflow, None, "long",
+                                  f"record is {len(text) + overflow} characters, not {WIDTH}"
+                                  f" ({overflow} beyond {len(text)} not read)", "X40"))
         return Record(layout, text, line, tuple(defects))
 
 

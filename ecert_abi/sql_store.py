@@ -30,7 +30,7 @@ from .engine import (
     SummaryState,
 )
 from .identifiers import normalise_ior
-from .ledger import JournalEntry, LedgerConflict
+from .ledger import KEEP_ANSWERS, JournalEntry, LedgerConflict
 
 NO_LIMIT = 1 << 62
 T = TypeVar("T")
@@ -96,6 +96,13 @@ MIGRATIONS: tuple[str, ...] = (
         application TEXT NOT NULL, outcome TEXT NOT NULL, batch_digest TEXT NOT NULL);
     CREATE INDEX summary_by_filer ON summary (filer);
     CREATE INDEX journal_by_filer ON journal (filer);
+    """,
+    # 4: long query answers, kept for their later pages
+    """
+    CREATE TABLE query_answer (
+        token TEXT PRIMARY KEY, site TEXT NOT NULL, sender_id TEXT NOT NULL,
+        items TEXT NOT NULL, stored_at {stamp} NOT NULL);
+    CREATE INDEX query_answer_by_age ON query_answer (stored_at);
     """,
 )
 
@@ -263,6 +270,10 @@ class SqlTx:
         s = self.dialect.read_stamp
         return [Attempt(r[0], s(r[1]), *r[2:]) for r in reversed(rows)]
 
+    def stored_answer(self, token: str) -> tuple[tuple[str, str], list[str]] | None:
+        rows = self._q("SELECT site, sender_id, items FROM query_answer WHERE token = ?", token)
+        return ((rows[0][0], rows[0][1]), str(rows[0][2]).split("\n")) if rows else None
+
     def filer_iors(self, filer: str) -> set[str]:
         return {normalise_ior(r[0]) for r in self._q(
             "SELECT ior FROM summary WHERE filer = ? AND ior IS NOT NULL UNION"
@@ -289,6 +300,17 @@ class SqlTx:
                 p.site, p.sender_id)
         self._many("INSERT INTO participant_ior VALUES (?, ?, ?)",
                    [(p.site, p.sender_id, ior) for ior in sorted(p.iors)])
+
+    def store_answer(self, token: str, requester: tuple[str, str], items: Sequence[str]
+                     ) -> None:
+        self._writing()
+        at = now()
+        self._x("DELETE FROM query_answer WHERE stored_at < ?",
+                self.dialect.stamp(at - KEEP_ANSWERS))
+        self._x("INSERT INTO query_answer VALUES (?, ?, ?, ?, ?) ON CONFLICT (token) DO UPDATE"
+                " SET site = excluded.site, sender_id = excluded.sender_id,"
+                " items = excluded.items, stored_at = excluded.stored_at",
+                token, requester[0], requester[1], "\n".join(items), self.dialect.stamp(at))
 
     def record_attempt(self, site: str, sender_id: str, application: str, outcome: str,
                        batch_digest: str) -> None:

@@ -3,9 +3,8 @@
 Exit codes (cli.py): 0 every batch processed (transactions may still be rejected), 1 a
 batch was rejected whole, 2 usage or I/O error.
 
-The replies are written with `-o FILE`: with the default `-o -` the command closes
-sys.stdout.buffer (`with _open_out("-")`), which breaks CliRunner (a reported bug, see
-test_reply_on_stdout_under_clirunner).
+Most tests write the replies with `-o FILE`; test_reply_on_stdout_under_clirunner checks
+the default `-o -` in-process.
 """
 
 from __future__ import annotations
@@ -112,11 +111,6 @@ def test_trusted_memory_ledger_gives_the_same_replies(tmp_path: Path,
     assert m == q
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG: `process` (and parse/emit/check) wrap sys.stdout.buffer / sys.stdin.buffer in "
-    "`with` blocks (_open_out('-'), _open_in('-')) and so close the caller's standard "
-    "streams; under click's CliRunner the runner's own flush then fails with "
-    "'ValueError: I/O operation on closed file'"))
 def test_reply_on_stdout_under_clirunner(tmp_path: Path, fixture_bytes: bytes) -> None:
     src = tmp_path / "all.abi"
     src.write_bytes(fixture_bytes)
