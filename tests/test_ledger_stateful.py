@@ -1,9 +1,10 @@
-"""Stateful test: MemoryLedger and SqliteLedger driven side by side through `Processor`.
+"""Stateful test: MemoryLedger (the model), SqliteLedger and PostgresLedger driven side by
+side through `Processor`, their senders registered and authenticated.
 
 Hypothesis registers, replaces and cancels certificates, files entry summaries (add,
 replace, delete; multi-line; some over the balance, some for the wrong importer, some
 over the quota pool), replays earlier batches and reopens the SQLite file. After every
-step both ledgers must have given identical replies and hold the same snapshot, and the
+step all ledgers must have given identical replies and hold the same snapshot, and the
 ledger invariants must hold in each:
 
 - 0 <= used <= issued on every certificate line;
@@ -23,11 +24,23 @@ import io
 import shutil
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import hypothesis.strategies as st
-from engine_cases import IOR_A, IOR_B, batch_digests, case_rules, certs_batch, entry
+import psycopg
+import pytest
+from conftest import database_url
+from engine_cases import (
+    IOR_A,
+    IOR_B,
+    batch_digests,
+    case_rules,
+    certs_batch,
+    entry,
+    register_participants,
+)
 from engine_cases import summaries_batch as ae_batch
 from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import (
@@ -39,6 +52,7 @@ from hypothesis.stateful import (
 )
 
 from ecert_abi.ledger import Ledger, MemoryLedger, snapshot
+from ecert_abi.pg_ledger import PostgresLedger
 from ecert_abi.processor import Processor
 from ecert_abi.sqlite_ledger import SqliteLedger
 from ecert_abi.transactions import (
@@ -55,6 +69,16 @@ CERTS = (("AU", "6AU000001"), ("AU", "6AU000002"), ("AU", "6AU000003"), ("NZ", "
 HTS = ("0201305085", "0202305015")
 ENTRIES = ("0000011", "0000012", "0000013", "0000014", "0000015")
 POOL_LIMIT = 90000  # BEEF-AU, small enough to be reached
+PG_SERVER: list[str] = []  # the session's server URL, set by the fixture below
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(autouse=True)
+def _postgres(pg_url: str) -> Iterator[None]:
+    PG_SERVER[:] = [pg_url]
+    yield
+    PG_SERVER.clear()
 
 cert_lines = st.lists(st.tuples(st.sampled_from(HTS), st.sampled_from([5000, 20000, 60000])),
                       min_size=1, max_size=2, unique_by=lambda t: t[0])
@@ -104,12 +128,21 @@ class LedgerMachine(RuleBasedStateMachine):
         self.limits = {p.name: p.limit for p in self.rules.pools}
         self.mem = MemoryLedger(self.rules)
         self.sql = SqliteLedger(str(self.dir / "ledger.db"), self.rules)
+        self.db = f"stateful_{self.dir.name.replace('-', '_').lower()}"
+        with psycopg.connect(PG_SERVER[0], autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db}"')
+        self.pg = PostgresLedger(database_url(PG_SERVER[0], self.db), self.rules)
+        for led in (self.mem, self.sql, self.pg):
+            register_participants(led)
         self.sent: dict[str, list[str]] = {}  # batch digest -> its first reply
         self.batches: list[list[str]] = []
         self.serial = 0
 
     def teardown(self) -> None:
         self.sql.close()
+        self.pg.close()
+        with psycopg.connect(PG_SERVER[0], autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- helpers ---
@@ -129,7 +162,9 @@ class LedgerMachine(RuleBasedStateMachine):
         before = snapshot(self.mem) if known is not None else None
         a = self._process(self.mem, lines)
         b = self._process(self.sql, lines)
-        assert a == b, "backends replied differently"
+        c = self._process(self.pg, lines)
+        assert a == b == c, "backends replied differently"
+        assert not any(x.startswith("X1") and x[4:7] == "X09" for x in a), "sender refused"
         assert a[0][0] == "A" and a[-1][0] == "Z"
         assert sum(1 for x in a if x[0] == "A") == 1
         for x in a:  # what the run exercised (shown by --hypothesis-show-statistics)
@@ -154,8 +189,9 @@ class LedgerMachine(RuleBasedStateMachine):
         lines = tuple(CertificateLine(h, 40000, "KG") for h in reversed(HTS))
         certs = [Certificate("A", country, "05", number, IOR_A, 2026, D(2026, 1, 15),
                              D(2026, 12, 31), lines) for country, number in CERTS]
-        self.send(certs_batch(*certs[:3], date=self.date()))
-        self.send(certs_batch(certs[3], date=self.date()))
+        replies = [*self.send(certs_batch(*certs[:3], date=self.date())),
+                   *self.send(certs_batch(certs[3], date=self.date()))]
+        assert sum("CERTIFICATE ADDED" in x for x in replies) == 4, replies
 
     @rule(cert=st.sampled_from(CERTS), action=st.sampled_from("AR"),
           ior=st.sampled_from([IOR_A, IOR_A, IOR_B]), lines=cert_lines)
@@ -215,12 +251,13 @@ class LedgerMachine(RuleBasedStateMachine):
     # --- invariants ---
     @invariant()
     def ledgers_agree(self) -> None:
-        assert snapshot(self.mem) == snapshot(self.sql)
+        assert snapshot(self.mem) == snapshot(self.sql) == snapshot(self.pg)
 
     @invariant()
     def balances_hold(self) -> None:
         check_invariants(self.mem, self.limits)
         check_invariants(self.sql, self.limits)
+        check_invariants(self.pg, self.limits)
 
 
 LedgerMachine.TestCase.settings = settings(
