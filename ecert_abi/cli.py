@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,22 +26,36 @@ from .record import catalogue, read_lines
 EXAMPLES_DIR = "fixtures"
 
 
-def _open_in(path: str) -> IO[bytes]:
+@contextmanager
+def _open_in(path: str) -> Iterator[IO[bytes]]:
+    """`with _open_in(path) as stream`: the file, closed afterwards, or for '-' standard
+    input, left open because it belongs to the caller (CliRunner, an embedding program)."""
     if path == "-":
-        return sys.stdin.buffer
+        yield sys.stdin.buffer
+        return
     try:
-        return open(path, "rb")
+        stream = open(path, "rb")  # noqa: SIM115  # closed by the `with` below
     except OSError as e:
         raise click.ClickException(f"{path}: {e.strerror}") from None
+    with stream:
+        yield stream
 
 
-def _open_out(path: str) -> IO[bytes]:
+@contextmanager
+def _open_out(path: str) -> Iterator[IO[bytes]]:
+    """Like _open_in for writing; standard output is flushed, never closed."""
     if path == "-":
-        return sys.stdout.buffer
+        try:
+            yield sys.stdout.buffer
+        finally:
+            sys.stdout.buffer.flush()
+        return
     try:
-        return open(path, "wb")
+        stream = open(path, "wb")  # noqa: SIM115  # closed by the `with` below
     except OSError as e:
         raise click.ClickException(f"{path}: {e.strerror}") from None
+    with stream:
+        yield stream
 
 
 class _Group(click.Group):
@@ -392,11 +407,14 @@ def ledger_stats(db: str) -> None:
                        f"({100 * used / limit if limit else 0:.2f}%)")
 
 
-def _register_groups() -> None:
-    # imported late: these modules use the options and helpers defined above
+def _register_commands() -> None:
+    # imported late: these modules use the options and helpers defined above; conformance
+    # imports Hypothesis only when it runs
+    from .conformance import conformance
     from .participants_cli import participants
 
     main.add_command(participants)
+    main.add_command(conformance)
 
 
-_register_groups()
+_register_commands()
