@@ -27,7 +27,7 @@ from psycopg_pool import ConnectionPool
 
 from .engine import Rules
 from .ledger import LedgerConflict, pool_limits
-from .sql_store import Dialect, SqlReads, SqlTx
+from .sql_store import Dialect, SqlReads, SqlTx, check_versions
 
 WRITE_LOCK = 0x6563_6572_7401  # advisory lock key of the ledger's writers ("ecert" 1)
 MIGRATE_LOCK = 0x6563_6572_7402  # ... and of schema migrations
@@ -52,18 +52,15 @@ MIGRATIONS = tuple(POSTGRES.steps())
 def migrate(conn: psycopg.Connection[Any], target: int | None = None) -> int:
     """Bring the schema to `target` (default: latest) in one transaction under an advisory
     lock, so workers starting together migrate once; returns the version reached."""
-    target = len(MIGRATIONS) if target is None else target
-    if not 0 <= target <= len(MIGRATIONS):
-        raise ValueError(f"no ledger schema version {target} (latest: {len(MIGRATIONS)})")
+    if target is not None:
+        check_versions(0, target)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
                      " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
         row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
         version = int(row[0]) if row else 0
-        if version > len(MIGRATIONS):
-            raise RuntimeError(f"ledger schema {version} is newer than this ecert-abi "
-                               f"({len(MIGRATIONS)}); upgrade ecert-abi")
+        target = check_versions(version, target)
         for step in range(version, target):
             for stmt in MIGRATIONS[step]:
                 conn.execute(stmt)

@@ -107,6 +107,19 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def check_versions(version: int, target: int | None) -> int:
+    """The version to migrate to, refusing a database newer than this code and a target
+    that does not exist."""
+    latest = len(MIGRATIONS)
+    if version > latest:
+        raise RuntimeError(f"ledger schema {version} is newer than this ecert-abi ({latest});"
+                           " upgrade ecert-abi")
+    target = latest if target is None else target
+    if not 0 <= target <= latest:
+        raise ValueError(f"no ledger schema version {target} (latest: {latest})")
+    return target
+
+
 @attrs.frozen
 class Dialect:
     name: str

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from .engine import CertState, Rules, SummaryState
 from .ledger import pool_limits
-from .sql_store import Dialect, SqlReads, SqlTx
+from .sql_store import Dialect, SqlReads, SqlTx, check_versions
 
 T = TypeVar("T")
 
@@ -35,15 +35,12 @@ MIGRATIONS = tuple(SQLITE.steps())
 def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
     """Bring the schema to `target` (default: latest) in one write transaction, so two
     processes opening a new file at once migrate it once; returns the version reached."""
-    target = len(MIGRATIONS) if target is None else target
-    if not 0 <= target <= len(MIGRATIONS):
-        raise ValueError(f"no ledger schema version {target} (latest: {len(MIGRATIONS)})")
+    if target is not None:
+        check_versions(0, target)  # before taking the write lock
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise RuntimeError(f"ledger schema {version} is newer than this ecert-abi "
-                               f"({len(MIGRATIONS)}); upgrade ecert-abi")
+        target = check_versions(version, target)
         for step in range(version, target):
             for stmt in MIGRATIONS[step]:
                 conn.execute(stmt)
