@@ -38,6 +38,15 @@ from .identifiers import normalise_ior
 KEEP_ANSWERS = dt.timedelta(days=30)  # how long the later pages of a query answer last
 
 
+@attrs.frozen
+class StoredAnswer:
+    """A query answer longer than a page, kept for the requester's later pages."""
+
+    requester: tuple[str, str]  # A-record site and sender ID
+    question: str  # the query without its continuation key: a key serves only this query
+    items: list[str]
+
+
 class LedgerConflict(RuntimeError):
     """A change the store refused (e.g. a decrement past the issued quantity).
 
@@ -85,13 +94,11 @@ class LedgerTx(LedgerView, Protocol):
         """IORs of the summaries `filer` has on file or has drawn certificates for."""
         ...
 
-    def store_answer(self, token: str, requester: tuple[str, str], items: Sequence[str]
-                     ) -> None:
-        """Keep a long query answer for its later pages (answers older than KEEP_ANSWERS
-        are dropped)."""
+    def store_answer(self, token: str, answer: StoredAnswer) -> None:
+        """Keep a long query answer for its later pages, for KEEP_ANSWERS."""
         ...
 
-    def stored_answer(self, token: str) -> tuple[tuple[str, str], list[str]] | None: ...
+    def stored_answer(self, token: str) -> StoredAnswer | None: ...
 
 
 class Ledger(Protocol):
@@ -145,7 +152,7 @@ class MemoryLedger:
         self._replies: dict[str, list[str]] = {}
         self._participants: dict[tuple[str, str], Participant] = {}
         self._attempts: list[Attempt] = []
-        self._answers: dict[str, tuple[tuple[str, str], list[str]]] = {}
+        self._answers: dict[str, tuple[dt.datetime, StoredAnswer]] = {}
 
     # reads (LedgerView)
     def certificate(self, programme: str, number: str) -> CertState | None:
@@ -204,12 +211,13 @@ class MemoryLedger:
     def put_participant(self, p: Participant) -> None:
         self._participants[p.key] = p
 
-    def store_answer(self, token: str, requester: tuple[str, str], items: Sequence[str]
-                     ) -> None:
-        self._answers[token] = (requester, list(items))  # a memory ledger does not last
+    def store_answer(self, token: str, answer: StoredAnswer) -> None:
+        self._answers[token] = (dt.datetime.now(dt.UTC), answer)
 
-    def stored_answer(self, token: str) -> tuple[tuple[str, str], list[str]] | None:
-        return self._answers.get(token)
+    def stored_answer(self, token: str) -> StoredAnswer | None:
+        at, answer = self._answers.get(token, (None, None))
+        fresh = at is not None and at >= dt.datetime.now(dt.UTC) - KEEP_ANSWERS
+        return answer if fresh else None
 
     def record_attempt(self, site: str, sender_id: str, application: str, outcome: str,
                        batch_digest: str) -> None:

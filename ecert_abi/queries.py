@@ -16,10 +16,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+import attrs
+
 from .access import UNLIMITED, Scope
 from .conditions import narrative
 from .identifiers import normalise_ior
-from .ledger import JournalEntry, LedgerTx
+from .ledger import JournalEntry, LedgerTx, StoredAnswer
 from .record import Catalogue
 from .transactions import UsageQuery
 
@@ -68,13 +70,15 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
     denied = scope.refusal(q)
     if denied:
         return end(denied, False)
+    question = _question(q)
     if q.continuation:
         k = q.continuation
         stored = tx.stored_answer(k[:16]) if len(k) == 20 and k.isdigit() else None
-        if stored is None or stored[0] != requester or not 0 < int(k[16:]) * page < len(
-                stored[1]):
-            return end("V23", False)  # unknown, expired, someone else's, or past the end
-        return paged(stored[1], k[:16], int(k[16:]))
+        if (stored is None or stored.requester != requester or stored.question != question
+                or not 0 < int(k[16:]) * page < len(stored.items)):
+            # unknown, expired, someone else's, another query's, or past the end
+            return end("V23", False)
+        return paged(stored.items, k[:16], int(k[16:]))
 
     def wanted(c_ior: str, country: str, programme: str, number: str) -> bool:
         if not scope.covers(country, c_ior):
@@ -109,8 +113,13 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
         return end("V20", True)
     token = answer_token(seed)
     if len(items) > page:
-        tx.store_answer(token, requester, items)
+        tx.store_answer(token, StoredAnswer(requester, question, items))
     return paged(items, token, 0)
+
+
+def _question(q: UsageQuery) -> str:
+    """The query, continuation key left out: what a stored answer answers."""
+    return repr(attrs.astuple(attrs.evolve(q, continuation=None, records=(), issues=())))
 
 
 def _filter_usage(entries: Sequence[JournalEntry], q: UsageQuery) -> list[JournalEntry]:

@@ -184,14 +184,18 @@ def read_lines(stream: IO[bytes], limit: int = MAX_LINE) -> Iterator[tuple[int, 
         if not chunk.endswith(b"\n") and len(chunk) == limit + 2:
             head = chunk[:limit]
             overflow = len(chunk) - limit
+            prev = chunk
             while True:
                 more = stream.readline(limit)
                 if not more:
                     break
                 if more.endswith(b"\n"):
                     overflow += len(more) - 1
+                    if (more[-2:-1] or prev[-1:]) == b"\r":  # CRLF: the CR is no data
+                        overflow -= 1
                     break
                 overflow += len(more)
+                prev = more
             yield number, head.decode("latin-1"), overflow
             continue
         if chunk.endswith(b"\r\n"):

@@ -30,7 +30,7 @@ from .engine import (
     SummaryState,
 )
 from .identifiers import normalise_ior
-from .ledger import KEEP_ANSWERS, JournalEntry, LedgerConflict
+from .ledger import KEEP_ANSWERS, JournalEntry, LedgerConflict, StoredAnswer
 
 NO_LIMIT = 1 << 62
 T = TypeVar("T")
@@ -101,7 +101,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE query_answer (
         token TEXT PRIMARY KEY, site TEXT NOT NULL, sender_id TEXT NOT NULL,
-        items TEXT NOT NULL, stored_at {stamp} NOT NULL);
+        question TEXT NOT NULL, items TEXT NOT NULL, stored_at {stamp} NOT NULL);
     CREATE INDEX query_answer_by_age ON query_answer (stored_at);
     """,
 )
@@ -283,9 +283,14 @@ class SqlTx:
         s = self.dialect.read_stamp
         return [Attempt(r[0], s(r[1]), *r[2:]) for r in reversed(rows)]
 
-    def stored_answer(self, token: str) -> tuple[tuple[str, str], list[str]] | None:
-        rows = self._q("SELECT site, sender_id, items FROM query_answer WHERE token = ?", token)
-        return ((rows[0][0], rows[0][1]), str(rows[0][2]).split("\n")) if rows else None
+    def stored_answer(self, token: str) -> StoredAnswer | None:
+        rows = self._q("SELECT site, sender_id, question, items, stored_at FROM query_answer"
+                       " WHERE token = ? AND stored_at >= ?", token,
+                       self.dialect.stamp(now() - KEEP_ANSWERS))
+        if not rows:
+            return None
+        site, sender, question, items, _ = rows[0]
+        return StoredAnswer((site, sender), question, str(items).split("\n"))
 
     def filer_iors(self, filer: str) -> set[str]:
         return {normalise_ior(r[0]) for r in self._q(
@@ -314,16 +319,16 @@ class SqlTx:
         self._many("INSERT INTO participant_ior VALUES (?, ?, ?)",
                    [(p.site, p.sender_id, ior) for ior in sorted(p.iors)])
 
-    def store_answer(self, token: str, requester: tuple[str, str], items: Sequence[str]
-                     ) -> None:
+    def store_answer(self, token: str, answer: StoredAnswer) -> None:
         self._writing()
         at = now()
         self._x("DELETE FROM query_answer WHERE stored_at < ?",
                 self.dialect.stamp(at - KEEP_ANSWERS))
-        self._x("INSERT INTO query_answer VALUES (?, ?, ?, ?, ?) ON CONFLICT (token) DO UPDATE"
-                " SET site = excluded.site, sender_id = excluded.sender_id,"
-                " items = excluded.items, stored_at = excluded.stored_at",
-                token, requester[0], requester[1], "\n".join(items), self.dialect.stamp(at))
+        self._x("INSERT INTO query_answer VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (token) DO"
+                " UPDATE SET site = excluded.site, sender_id = excluded.sender_id,"
+                " question = excluded.question, items = excluded.items,"
+                " stored_at = excluded.stored_at", token, *answer.requester, answer.question,
+                "\n".join(answer.items), self.dialect.stamp(at))
 
     def record_attempt(self, site: str, sender_id: str, application: str, outcome: str,
                        batch_digest: str) -> None:
