@@ -396,25 +396,25 @@ def reject_reply(batch: Batch, cat: Catalogue | None = None) -> list[str]:
         body.append(x1_line(f.defect.code or "X40"))
     # B&B-34: a batch-level problem makes CBP ignore every block and transaction.
     blocks = [] if batch_level else sorted({f.block for f in batch.faults})
+    # one pass over the faults: per block, its own X1s and, per located record (in first
+    # appearance order), the X1s found there
+    own: dict[int, list[Fault]] = {}
+    located: dict[int, dict[tuple[int, int, int], list[Fault]]] = {}
+    for f in batch.faults:
+        if f.transaction:
+            key = (f.transaction, f.position, f.defect.start)
+            located.setdefault(f.block, {}).setdefault(key, []).append(f)
+        else:
+            own.setdefault(f.block, []).append(f)
     for blk in blocks:
         head = batch.blocks[blk - 1].header if blk <= len(batch.blocks) else None
         body.append(_echo(head, "X0_block", cat, occurrence_position=blk))
-        for f in batch.faults:
-            if f.block == blk and f.transaction == 0:
-                body.append(x1_line(f.defect.code or "X40"))
-        seen: list[tuple[int, int, int]] = []
-        for f in batch.faults:
-            if f.block == blk and f.transaction:
-                key = (f.transaction, f.position, f.defect.start)
-                if key not in seen:
-                    seen.append(key)
-        for txn, pos, col in seen:
+        body += [x1_line(f.defect.code or "X40") for f in own.get(blk, ())]
+        for (txn, pos, col), faults in located.get(blk, {}).items():
             body.append(cat.layout("X0_trnact").emit({
                 "occurrence_position": txn, "record_position_in_batch": pos,
                 "position_in_record": col if col <= 80 else 0}))
-            for f in batch.faults:
-                if (f.block, f.transaction, f.position, f.defect.start) == (blk, txn, pos, col):
-                    body.append(x1_line(f.defect.code or "X40"))
+            body += [x1_line(f.defect.code or "X40") for f in faults]
     body.append(x1_line("999", final=True))
     out.extend(body)
     out.append(cat.layout("Y_ace").emit({"output_transaction_image_count": len(body)}))

@@ -66,11 +66,13 @@ def _sender(batch: Batch) -> tuple[str, str, str, str] | None:
     a = batch.header
     if a is None or a.id != "A":
         return None
-    text = a.text.ljust(80)
+    # what no registered code can contain (NUL, control, non-ASCII) becomes '?': it is
+    # journaled as sent, as far as a database text column can hold it
+    text = "".join(c if " " <= c <= "~" else "?" for c in a.text[:80].ljust(80))
     site, sender = text[1:5], text[5:8]
     if not site.strip() or not sender.strip():
         return None
-    return site, sender, text[8:14].rstrip(), text[25:27]
+    return site, sender, a.text[8:14].rstrip(), text[25:27]
 
 
 def _scope(who: Participant | None, tx: LedgerTx) -> Scope:
