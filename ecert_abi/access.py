@@ -96,10 +96,12 @@ def check_password(password: str) -> str:
     return password
 
 
-def hash_password(password: str, *, salt: bytes | None = None, check: bool = True) -> str:
-    if check:
-        check_password(password)
-    salt = salt or os.urandom(16)
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """The stored form of a password: scheme, cost parameters, salt and key."""
+    return _hash(check_password(password), salt or os.urandom(16))
+
+
+def _hash(password: str, salt: bytes) -> str:
     key = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
     return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
                      base64.b64encode(salt).decode(), base64.b64encode(key).decode()])
@@ -171,7 +173,7 @@ def _remembered_check(password: str, stored: str) -> bool:
 @cache
 def _dummy_hash() -> str:
     # a random 7-character secret: no 6-character password can match it
-    return hash_password(base64.b32encode(os.urandom(5)).decode()[:7], check=False)
+    return _hash(base64.b32encode(os.urandom(5)).decode()[:7], os.urandom(16))
 
 
 def participants_from_toml(text: str, source: str = "participants") -> list[Participant]:
