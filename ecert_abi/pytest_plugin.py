@@ -6,8 +6,9 @@ Fixtures:
   temporary directory (`--ecert-ledger=sqlite` or ini `ecert_ledger = sqlite`);
 * `ecert_processor` - a `Processor` on `ecert_ledger`, senders trusted;
 * `ecert_as_of` - the processing date (`--ecert-as-of` or ini `ecert_as_of`, default today);
-* `ecert_assert_case` - `ecert_assert_case(path)` runs a case file (input batches and the
-  exact replies expected) on a fresh ledger and fails with a column-aligned diff;
+* `ecert_assert_case` - `ecert_assert_case(path)` runs a case file (input batches, the
+  exact replies expected and, if it has one, the final `--- ledger`) on a fresh ledger and
+  fails with a column-aligned diff; a case marked `--- xfail REASON` must fail (strict);
 * `ecert_harness` - session-scoped `ecert_abi.testing.harness.Harness`: `process(...)`
   starts from a fresh ledger on every call, so it is safe inside `@given` tests (which
   refuse function-scoped fixtures).
@@ -115,15 +116,28 @@ def ecert_harness(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPath
 @pytest.fixture
 def ecert_assert_case(ecert_ledger_kind: str, tmp_path: Path, ecert_as_of: dt.date
                       ) -> Iterator[Callable[[str | Path], None]]:
-    """`ecert_assert_case(path)`: run a case file on a fresh ledger; a differing reply
-    fails the test with a column-aligned diff. Each call gets its own ledger."""
+    """`ecert_assert_case(path)` (or the text of a case file): run it on a fresh ledger; a
+    differing reply or final ledger fails the test with a column-aligned diff. A case
+    marked `--- xfail REASON` xfails when it fails and fails when it passes (strict). Each
+    call gets its own ledger."""
+    from .testing.cases import CaseMismatch, load_case, parse_case
     from .testing.harness import Harness
 
     harness = Harness(as_of=ecert_as_of, ledger_kind=ecert_ledger_kind, directory=tmp_path)
 
     def check(case: str | Path) -> None:
         __tracebackhide__ = True  # the diff is the message; the plugin's frames are noise
-        harness.assert_case(case)
+        parsed = load_case(case) if isinstance(case, Path) or "\n" not in case \
+            else parse_case(case)
+        if parsed.xfail is None:
+            harness.assert_case(parsed)
+            return
+        try:
+            harness.assert_case(parsed)
+        except CaseMismatch:
+            pytest.xfail(f"{parsed.name}: {parsed.xfail}")
+        pytest.fail(f"{parsed.name}: marked '--- xfail {parsed.xfail}' but passes",
+                    pytrace=False)
 
     try:
         yield check

@@ -1,22 +1,11 @@
-"""Engine test vectors: loader, runner, ledger rendering and a drafting helper.
+"""Engine test vectors: the builders, senders and ledgers they run with.
 
-A case file (tests/cases/engine/*.case) is a sequence of sections; a section starts with a
-line beginning `--- `:
-
-    # comment lines start with '#' (anywhere)
-    --- profile AU L04,L15     country AU chooses these F/I codes as informational
-    --- limit BEEF-AU 60000    a quota pool's limit for this case (Rules.pools)
-    --- xfail BUG: ...         the case shows a library bug (strict xfail)
-    --- as_of 2026-03-02       processing date of the steps that follow
-    --- input                  one or more input batches (80-column records)
-    --- reply                  the exact reply batches expected for that input
-    ... more (as_of,) input, reply steps, all against one ledger ...
-    --- ledger                 the ledger's final state, in the line format of ledger_lines()
-
-Every record line (input and reply) ends with `|` in column 81; the loader strips it and
-asserts the record is exactly 80 columns. The ledger section is plain text. Batches are
-sent by authenticated participants (`participants()`: the broker K9T and one sender per
-participating country), so a country's transmissions are checked against its own code.
+The case files (tests/cases/engine/*.case) are in the format of `ecert_abi.testing.cases`
+(profile, limit, xfail, as_of, input/reply steps and a `--- ledger` section in the line
+format of `ledger_lines()`), which this module re-exports; here every record must be
+exactly 80 columns. Batches are sent by authenticated participants (`participants()`: the
+broker K9T and one sender per participating country), so a country's transmissions are
+checked against its own code.
 
 The expected replies were checked by hand against the CATAIR subset reference
 (/work/shared/reference/catair-subset.md: E0/E1 order 6.1, E1 layout and final narratives
@@ -31,7 +20,8 @@ Drafting a new case from a Python prompt (run from tests/, or with tests/ on sys
     ...     (D(2026, 2, 1), certs_batch(beef_cert("AU", "6AU123456", 50000))),
     ...     (D(2026, 3, 2), summaries_batch(summary(
     ...         "0417203", beef_line("001", "AU", "6AU123456", "18500"), ior=IOR_B))),
-    ... ], comment="L04: the summary's IOR is not the certificate's.")
+    ... ], comment="L04: the summary's IOR is not the certificate's.",
+    ...     participants=participants())
     >>> (CASES_DIR / "my_case.case").write_text(text)  # after checking every reply line
 
 Lines that a builder cannot make (a missing 11-record, a second 52-record, an unknown
@@ -48,17 +38,26 @@ from functools import cache
 from pathlib import Path
 from unittest import mock
 
-import attrs
-
 from ecert_abi import access
 from ecert_abi.access import Participant
-from ecert_abi.engine import Rules, default_rules
+from ecert_abi.engine import Rules
 from ecert_abi.envelope import frame, input_batch
 from ecert_abi.identifiers import check_digit, normalise_ior
 from ecert_abi.ledger import Ledger, MemoryLedger
-from ecert_abi.processor import Processor, digest
+from ecert_abi.processor import digest
 from ecert_abi.record import read_lines
 from ecert_abi.sqlite_ledger import SqliteLedger
+from ecert_abi.testing import cases
+
+# The case format is the library's; re-exported for the tests that import it from here.
+from ecert_abi.testing.cases import MARK as MARK
+from ecert_abi.testing.cases import WIDTH as WIDTH
+from ecert_abi.testing.cases import Case as Case
+from ecert_abi.testing.cases import CaseError as CaseError
+from ecert_abi.testing.cases import Step as Step
+from ecert_abi.testing.cases import case_rules as case_rules
+from ecert_abi.testing.cases import draft_case as draft_case
+from ecert_abi.testing.cases import ledger_lines as ledger_lines
 from ecert_abi.transactions import (
     Certificate,
     CertificateLine,
@@ -69,139 +68,16 @@ from ecert_abi.transactions import (
 )
 
 CASES_DIR = Path(__file__).parent / "cases" / "engine"
-WIDTH = 80
-MARK = "|"
-
-
-class CaseError(ValueError):
-    """A malformed case file."""
-
-
-@attrs.frozen
-class Step:
-    as_of: dt.date
-    input: tuple[str, ...]
-    reply: tuple[str, ...]
-    line: int  # where the step's input starts in the file
-
-
-@attrs.frozen
-class Case:
-    name: str
-    steps: tuple[Step, ...]
-    profiles: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    limits: tuple[tuple[str, int], ...] = ()
-    ledger: tuple[str, ...] | None = None
-    xfail: str | None = None
-
-    def rules(self) -> Rules:
-        return case_rules(dict(self.profiles), dict(self.limits))
-
-
-def case_rules(profiles: dict[str, Sequence[str]] | None = None,
-               limits: dict[str, int] | None = None) -> Rules:
-    """default_rules() with the given informational profiles and pool limits."""
-    rules = default_rules()
-    for country, codes in (profiles or {}).items():
-        rules = rules.with_informational(country, codes)
-    if limits:
-        unknown = set(limits) - {p.name for p in rules.pools}
-        if unknown:
-            raise CaseError(f"unknown pool(s) {sorted(unknown)}")
-        rules = attrs.evolve(rules, pools=tuple(
-            attrs.evolve(p, limit=limits[p.name]) if p.name in limits else p
-            for p in rules.pools))
-    return rules
-
-
-def _record(raw: str, where: str) -> str:
-    if len(raw) != WIDTH + 1 or raw[WIDTH] != MARK:
-        raise CaseError(f"{where}: a record line must be 80 columns and end with '|' in"
-                        f" column 81, got {len(raw)} characters: {raw!r}")
-    return raw[:WIDTH]
 
 
 def parse_case(text: str, name: str = "<case>") -> Case:
-    """A Case from the text of a case file (see the module docstring)."""
-    profiles: list[tuple[str, tuple[str, ...]]] = []
-    limits: list[tuple[str, int]] = []
-    steps: list[Step] = []
-    xfail: str | None = None
-    ledger: list[str] | None = None
-    as_of: dt.date | None = None
-    section: str | None = None
-    inp: list[str] = []
-    reply: list[str] = []
-    start = 0
-
-    def close_step() -> None:
-        nonlocal inp, reply
-        if section == "reply":
-            assert as_of is not None
-            steps.append(Step(as_of, tuple(inp), tuple(reply), start))
-            inp, reply = [], []
-
-    for n, raw in enumerate(text.split("\n"), 1):
-        where = f"{name}:{n}"
-        if raw.startswith("#") or (raw.strip() == "" and section != "ledger"):
-            continue
-        if raw.startswith("--- "):
-            words = raw[4:].split(None, 1)
-            head, rest = words[0], (words[1] if len(words) > 1 else "")
-            if section == "input" and head != "reply":
-                raise CaseError(f"{where}: '--- input' must be followed by '--- reply'")
-            if section == "ledger":
-                raise CaseError(f"{where}: '--- ledger' must be the last section")
-            close_step()
-            section = None
-            if head == "profile":
-                country, _, codes = rest.partition(" ")
-                profiles.append((country, tuple(c for c in codes.replace(" ", "").split(",")
-                                                if c)))
-            elif head == "limit":
-                pool, value = rest.split()
-                limits.append((pool, int(value)))
-            elif head == "xfail":
-                xfail = rest
-            elif head == "as_of":
-                try:
-                    as_of = dt.date.fromisoformat(rest.strip())
-                except ValueError:
-                    raise CaseError(f"{where}: bad as_of {rest!r}") from None
-            elif head == "input":
-                if as_of is None:
-                    raise CaseError(f"{where}: '--- as_of' needed before the first input")
-                section, start = "input", n
-            elif head == "reply":
-                if not inp:
-                    raise CaseError(f"{where}: '--- reply' without an input")
-                section = "reply"
-            elif head == "ledger":
-                section, ledger = "ledger", []
-            else:
-                raise CaseError(f"{where}: unknown section {raw!r}")
-            continue
-        if section == "input":
-            inp.append(_record(raw, where))
-        elif section == "reply":
-            reply.append(_record(raw, where))
-        elif section == "ledger":
-            assert ledger is not None
-            if raw.strip():
-                ledger.append(raw.rstrip())
-        else:
-            raise CaseError(f"{where}: text outside a section: {raw!r}")
-    if section == "input":
-        raise CaseError(f"{name}: the last input has no '--- reply'")
-    close_step()
-    if not steps:
-        raise CaseError(f"{name}: no input/reply step")
-    return Case(name, tuple(steps), tuple(profiles), tuple(limits),
-                tuple(ledger) if ledger is not None else None, xfail)
+    """The library's parser, every record exactly 80 columns: a slip in a hand-written
+    record fails the case file instead of testing something else."""
+    return cases.parse_case(text, name, width=WIDTH)
 
 
 def load_case(path: Path) -> Case:
-    return parse_case(path.read_bytes().decode("ascii"), path.stem)
+    return cases.load_case(path, width=WIDTH)
 
 
 def case_paths() -> list[Path]:
@@ -250,12 +126,7 @@ def process_lines(ledger: Ledger, lines: Iterable[str], as_of: dt.date,
     """Feed input records (one or more batches) through a Processor, its senders
     authenticated as `participants()`; the reply lines."""
     register_participants(ledger)
-    data = "".join(line + "\n" for line in lines).encode("latin-1")
-    proc = Processor(ledger, as_of, rules)
-    out: list[str] = []
-    for reply in proc.process_stream(io.BytesIO(data)):
-        out.extend(reply)
-    return out
+    return cases.process_lines(ledger, lines, as_of, rules, trust_senders=False)
 
 
 def batch_digests(lines: Iterable[str]) -> list[str]:
@@ -264,60 +135,10 @@ def batch_digests(lines: Iterable[str]) -> list[str]:
 
 
 def run_case(case: Case, ledger: Ledger) -> list[list[str]]:
-    """Run every step of a case; the replies actually produced, one list per step."""
-    rules = case.rules()
-    return [process_lines(ledger, s.input, s.as_of, rules) for s in case.steps]
-
-
-# --- the ledger in readable lines ----------------------------------------------------
-
-def _opt(value: object) -> str:
-    return "-" if value is None else str(value).rstrip()
-
-
-def ledger_lines(ledger: Ledger) -> list[str]:
-    """The whole ledger state as text lines (the `--- ledger` section's format).
-
-        cert <programme> <number> <country> ior=<IOR> year=<quota year>
-             valid=<effective>..<expiry> status=<A|C> [exporter="..."]
-          line <hts> <unit> issued=<n> used=<n> [pref=<chapter 98 HTS>]   (in HTS order)
-        summary <filer> <entry number> port=<port> ref=<broker ref|-> ior=<IOR|->
-                version=<n>
-          claim <line id> <programme> <number> <hts> <quantity> [pools=<pool>:<year>:<n>,...]
-        pool <name> <year> <fill>                    (pools with a non-zero fill)
-        journal <seq> <D|C> <filer> <entry> <line id> <programme> <number> <hts> <qty>
-                as_of=<date> ior=<IOR|->
-
-    (Each item is one line; the wrapping above is for reading only.) IORs are shown
-    without trailing spaces. Batch digests are left out of the journal lines.
-    """
-    out: list[str] = []
-    for c in sorted(ledger.certificates(), key=lambda c: (c.programme, c.number)):
-        head = (f"cert {c.programme} {c.number} {c.country} ior={_opt(c.ior)}"
-                f" year={c.quota_year} valid={c.effective}..{c.expiry} status={c.status}")
-        if c.exporter is not None:
-            head += f' exporter="{c.exporter}"'
-        out.append(head)
-        for ln in sorted(c.lines, key=lambda x: x.hts):  # line order is not state
-            item = f"  line {ln.hts} {ln.unit} issued={ln.issued} used={ln.used}"
-            if ln.preference_hts is not None:
-                item += f" pref={ln.preference_hts}"
-            out.append(item)
-    for s in sorted(ledger.summaries(), key=lambda s: (s.filer, s.entry_number)):
-        out.append(f"summary {s.filer} {s.entry_number} port={s.port}"
-                   f" ref={_opt(s.broker_reference)} ior={_opt(s.ior)} version={s.version}")
-        for cl in s.claims:
-            item = f"  claim {cl.line_id} {cl.programme} {cl.number} {cl.hts} {cl.quantity}"
-            if cl.pools:
-                item += " pools=" + ",".join(f"{p}:{y}:{a}" for p, y, a in cl.pools)
-            out.append(item)
-    for (pool, year), fill in sorted(ledger.pool_fills().items()):
-        out.append(f"pool {pool} {year} {fill}")
-    for j in ledger.journal():
-        out.append(f"journal {j.seq} {j.action} {j.filer} {j.entry_number} {j.line_id}"
-                   f" {j.programme} {j.number} {j.hts} {j.quantity} as_of={j.as_of}"
-                   f" ior={_opt(j.ior)}")
-    return out
+    """Run every step of a case, senders authenticated as `participants()`; the replies
+    actually produced, one list per step (the tests compare them and the ledger)."""
+    register_participants(ledger)
+    return list(cases.step_replies(case, ledger, trust_senders=False))
 
 
 # --- building inputs (as fixtures/build.py does) --------------------------------------
@@ -404,42 +225,3 @@ def country_query(country: str = "AU", date: dt.date = ASKED, **filters: object
     q = UsageQuery("country", country=country, **filters)  # type: ignore[arg-type]
     return input_batch(site=f"E{country}1", sender=f"{country}C", password=f"{country}PASS",
                        application="VQ", date=date, blocks=[("2704", "ECT", q.to_records())])
-
-
-# --- drafting ------------------------------------------------------------------------
-
-def _marked(lines: Iterable[str]) -> list[str]:
-    out = []
-    for line in lines:
-        assert len(line) == WIDTH, f"not 80 columns: {line!r}"
-        out.append(line + MARK)
-    return out
-
-
-def draft_case(steps: Sequence[tuple[dt.date, Sequence[str]]], *, comment: str = "",
-               profiles: dict[str, Sequence[str]] | None = None,
-               limits: dict[str, int] | None = None, xfail: str | None = None) -> str:
-    """A DRAFT case file: the given inputs with the replies and ledger the library produces
-    today (MemoryLedger). Check every reply line by hand against the reference and fix it
-    where the library is wrong (then add `--- xfail BUG: ...`) before saving the file."""
-    rules = case_rules(profiles, limits)
-    ledger = MemoryLedger(rules)
-    text: list[str] = [f"# {c}".rstrip() for c in comment.strip().splitlines()]
-    for country, codes in (profiles or {}).items():
-        text.append(f"--- profile {country} {','.join(codes)}")
-    for pool, limit in (limits or {}).items():
-        text.append(f"--- limit {pool} {limit}")
-    if xfail:
-        text.append(f"--- xfail {xfail}")
-    last: dt.date | None = None
-    for as_of, lines in steps:
-        if as_of != last:
-            text.append(f"--- as_of {as_of.isoformat()}")
-            last = as_of
-        text.append("--- input")
-        text += _marked(lines)
-        text.append("--- reply")
-        text += _marked(process_lines(ledger, lines, as_of, rules))
-    text.append("--- ledger")
-    text += ledger_lines(ledger)
-    return "\n".join(text) + "\n"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from engine_cases import beef_line, summaries_batch, summary
+from participants_support import register
 
 from ecert_abi.cli import main
 from ecert_abi.ledger import snapshot
 from ecert_abi.sqlite_ledger import MIGRATIONS, SqliteLedger
-from participants_support import register
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 AS_OF = "2026-03-02"
