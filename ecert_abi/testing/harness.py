@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..engine import Rules
 from ..envelope import Batch, frame
 from ..ledger import Ledger, MemoryLedger
 from ..processor import Processor
@@ -94,16 +95,16 @@ class Harness:
         self._made = 0
         self._open: list[Ledger] = []
 
-    def new_ledger(self, kind: str | None = None) -> Ledger:
-        """A fresh, empty ledger (closed by `close()`)."""
+    def new_ledger(self, kind: str | None = None, rules: Rules | None = None) -> Ledger:
+        """A fresh, empty ledger (closed by `close()`); `rules` give its pool limits."""
         kind = kind or self.ledger_kind
         ledger: Ledger
         if kind == "sqlite":
             assert self.directory is not None
             self._made += 1
-            ledger = SqliteLedger(str(self.directory / f"ledger-{self._made}.db"))
+            ledger = SqliteLedger(str(self.directory / f"ledger-{self._made}.db"), rules)
         elif kind == "memory":
-            ledger = MemoryLedger()
+            ledger = MemoryLedger(rules)
         else:
             raise ValueError(f"ledger kind {kind!r} is not one of {LEDGER_KINDS}")
         self._open.append(ledger)
@@ -140,7 +141,8 @@ class Harness:
         """Run a case file (a path, the text of one, or a parsed Case) on `ledger`
         (default: a fresh one of this harness's kind), senders trusted unless
         `trust_senders` is False; CaseMismatch (an AssertionError) with a column-aligned
-        diff when a reply differs."""
+        diff when a reply, or the final ledger of a case with a `--- ledger` section,
+        differs."""
         __tracebackhide__ = True  # under pytest the diff is the message
         if isinstance(case, Case):
             parsed = case
@@ -148,7 +150,7 @@ class Harness:
             parsed = load_case(case)
         else:
             parsed = parse_case(case)
-        run_case(parsed, ledger if ledger is not None else self.new_ledger(),
+        run_case(parsed, ledger if ledger is not None else self.new_ledger(rules=parsed.rules()),
                  trust_senders=trust_senders)
 
     def close(self) -> None:
