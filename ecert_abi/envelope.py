@@ -415,6 +415,8 @@ def reject_reply(batch: Batch, cat: Catalogue | None = None) -> list[str]:
                 "occurrence_position": txn, "record_position_in_batch": pos,
                 "position_in_record": col if col <= 80 else 0}))
             body += [x1_line(f.defect.code or "X40") for f in faults]
+    if len(body) >= MAX_BLOCK_RECORDS:  # the Y counts at most 99,999: list what fits
+        del body[MAX_BLOCK_RECORDS - 1:]
     body.append(x1_line("999", final=True))
     out.extend(body)
     out.append(cat.layout("Y_ace").emit({"output_transaction_image_count": len(body)}))
@@ -422,20 +424,36 @@ def reject_reply(batch: Batch, cat: Catalogue | None = None) -> list[str]:
     return out
 
 
-def reply_envelope(batch: Batch, response: str, blocks: Sequence[Sequence[str]],
-                   cat: Catalogue | None = None) -> list[str]:
-    """Wrap per-block reply records in A, B ... Y (with the image count), Z.
+MAX_BLOCK_RECORDS = 99_999  # what the output Y's 5-digit image count (13-17) can count
 
-    `blocks[i]` holds the reply lines for `batch.blocks[i]`, in input order.
+
+def reply_envelope(batch: Batch, response: str, blocks: Sequence[Sequence[Sequence[str]]],
+                   cat: Catalogue | None = None) -> list[str]:
+    """Wrap reply records in A, B ... Y (with the image count), Z.
+
+    `blocks[i]` holds, per transaction of `batch.blocks[i]` in input order, its reply
+    lines. A block whose reply would outgrow the Y count is answered in several output
+    blocks, each under the same B, cut between transactions.
     """
     cat = cat or catalogue()
     out = [_echo(batch.header, "A_output", cat, application_identifier_code=response)]
-    for blk, lines in zip(batch.blocks, blocks, strict=True):
-        out.append(_echo(blk.header, "B_output", cat, application_identifier_code=response))
-        out.extend(lines)
-        out.append(_echo(blk.trailer or blk.header, "Y_output", cat,
-                         application_identifier_code=response,
-                         output_transaction_image_count=len(lines)))
+    for blk, groups in zip(batch.blocks, blocks, strict=True):
+        head = _echo(blk.header, "B_output", cat, application_identifier_code=response)
+        chunks: list[list[str]] = [[]]
+        for group in groups:
+            if chunks[-1] and len(chunks[-1]) + len(group) > MAX_BLOCK_RECORDS:
+                chunks.append([])
+            chunks[-1].extend(group)
+            while len(chunks[-1]) > MAX_BLOCK_RECORDS:  # one transaction beyond a block
+                rest = chunks[-1][MAX_BLOCK_RECORDS:]
+                del chunks[-1][MAX_BLOCK_RECORDS:]
+                chunks.append(rest)
+        for lines in chunks:
+            out.append(head)
+            out.extend(lines)
+            out.append(_echo(blk.trailer or blk.header, "Y_output", cat,
+                             application_identifier_code=response,
+                             output_transaction_image_count=len(lines)))
     out.append(_echo(batch.trailer or batch.header, "Z_output", cat))
     return out
 

@@ -208,22 +208,22 @@ class Processor:
         requester = (batch.header.text[1:5], batch.header.text[5:8])
         blocks = []
         for b, blk in enumerate(batch.blocks, 1):
-            lines: list[str] = []
+            lines: list[list[str]] = []  # per transaction
             filer = blk.header.get("processing_filer_code")
             for k, records in enumerate(blk.transactions(ch.transaction_header), 1):
                 txn = assemble(records)
                 if isinstance(txn, EntrySummary):
                     d = decide_summary(txn, tx, self.as_of, self.rules, block_filer=filer)
-                    lines += self._ax(k, txn, d)
+                    lines.append(self._ax(k, txn, d))
                 elif isinstance(txn, Certificate):
                     d = decide_certificate(txn, tx, self.as_of, self.rules,
                                            sender_country=country)
-                    lines += self._vb(k, txn, d)
+                    lines.append(self._vb(k, txn, d))
                 else:
                     assert isinstance(txn, UsageQuery)
                     out, ok, codes = answer_query(txn, tx, self.cat, _scope(who, tx),
                                                   requester=requester, seed=f"{key}:{b}:{k}")
-                    lines += out
+                    lines.append(out)
                     counts.accepted += ok
                     counts.rejected += not ok
                     counts.conditions.update(codes)

@@ -7,7 +7,8 @@ with `#` are comments. The expected replies were composed column by column from 
 subset reference (sections 2.6-2.10 and 3.1-3.4), not from the library's output.
 
 Reply rule applied to each batch `frame()` yields: a batch with faults gets
-`reject_reply(batch)`; a clean batch gets `reply_envelope(batch, "AX", [[]] * blocks)`.
+`reject_reply(batch)`; a clean batch gets `reply_envelope(batch, "AX", [[]] * blocks)`
+(blocks without transactions).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def test_reply_y_counts_records_between_b_and_y() -> None:
     inp, _ = load_case(CASES / "clean_ae.txt")
     (batch,) = batches_of(inp)
     lines = ["E0 SUMMRY 000001 REF ID: K9T 04172033 BRK-0815".ljust(80)] * 3
-    reply = reply_envelope(batch, "AX", [lines])
+    reply = reply_envelope(batch, "AX", [[lines]])
     assert reply[2:5] == lines
     assert reply[5][12:17] == "00003"
 
