@@ -102,6 +102,7 @@ class _Builder:
         # True while records keep arriving that needed a B-record before them and X03 has
         # already been said for them: one missing B is one condition, not one per record.
         self.b_missing = False
+        self.oversized = False  # records past MAX_BATCH_RECORDS were dropped (X36)
         _, text, _ = first
         if text[:1] == "A":
             self.direction, self.chapter = _direction(text, cat)
@@ -138,6 +139,11 @@ class _Builder:
                      tuple(self.faults), self.chapter, self.direction)
 
 
+# A batch keeps at most this many records (the X0's record position, 26-32, has 7 digits;
+# a million records is 80 MB of text and a few hundred MB in memory).
+MAX_BATCH_RECORDS = 1_000_000
+
+
 def frame(lines: Iterable[tuple[int, str, int]], cat: Catalogue | None = None) -> Iterator[Batch]:
     """Group (line number, text, overflow) triples into batches; never raises on bad input.
 
@@ -167,6 +173,13 @@ def frame(lines: Iterable[tuple[int, str, int]], cat: Catalogue | None = None) -
                 # The lines standing where the A (and so the B) should be are what X01
                 # reports; they are not a missing B-record as well.
                 b.b_missing = True
+        if len(b.records) >= MAX_BATCH_RECORDS and kind != "Z":
+            # memory stays bounded: the rest of an oversized batch is read, not kept
+            if not b.oversized:
+                b.fault("X36", number, f"batch holds more than {MAX_BATCH_RECORDS:,} records;"
+                        " the rest is not read")
+                b.oversized = True
+            continue
         rec = b.add(number, text, overflow)
         _step(b, rec, kind)
         if b.trailer is not None:

@@ -77,3 +77,21 @@ def test_conditions_past_the_y_count_are_cut_and_the_batch_still_rejected() -> N
     assert reply[-3].startswith("X1RF999   BATCH REJECTED")
     assert reply[-2].startswith("Y") and int(reply[-2][12:17]) == 99_999
     assert len(reply) == 99_999 + 4  # A, B, the counted records, Y, Z
+
+
+def test_an_oversized_batch_is_rejected_without_keeping_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records past MAX_BATCH_RECORDS are read but not kept: X36 for the batch, one reply,
+    and the next batch is processed as usual."""
+    monkeypatch.setattr(envelope, "MAX_BATCH_RECORDS", 12)
+    big = summaries_batch(*[summary(f"04{k:05d}", beef_line("001", "AU", "6AU123456", "10"))
+                            for k in range(3)])  # 3 x 7 records + A, B, Y, Z
+    small = summaries_batch(summary("0499999", beef_line("001", "AU", "6AU123456", "10")))
+    assert len(big) > 12 >= len(small)
+    first, second = process(_bytes(big + small))
+    codes = [x[:8] for x in first if x.startswith("X1")]
+    # X36 first; the block's Y was among the records not kept, so X05 may follow
+    assert codes[0] == "X1 FX36 " and codes[-1] == "X1RF999 "
+    assert set(codes[1:-1]) <= {"X1 FX05 "}
+    (batch,) = frame(read_lines(io.BytesIO(_bytes(second))))
+    assert [d.accepted for d in read_ax_reply(batch.records)] == [True]
