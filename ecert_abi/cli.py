@@ -246,7 +246,7 @@ def process(infile: str, output: str, db: str, as_of: str | None, json_summary: 
     Example:
       ecert-abi process fixtures/01-au-certificates.abi --db ledger.db --as-of 2026-03-02
     """
-    from .ledger import open_ledger
+    from .ledger import LedgerUnavailable, open_ledger
     from .processor import Processor
 
     date = _as_of(as_of)
@@ -269,6 +269,10 @@ def process(infile: str, output: str, db: str, as_of: str | None, json_summary: 
                 out.flush()
                 if progress:
                     click.echo(f"\r{proc.tally.batches} batch(es)", nl=False, err=True)
+    except LedgerUnavailable as e:
+        # every reply written is committed; running again resumes (replays answer the rest)
+        raise click.ClickException(f"{e}; {proc.tally.batches - 1} batch(es) answered before"
+                                   " it; run again to resume") from None
     finally:
         ledger.close()
     t = proc.tally

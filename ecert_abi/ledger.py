@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -273,18 +274,44 @@ class MemoryLedger:
         pass
 
 
+class LedgerUnavailable(RuntimeError):
+    """The ledger cannot be opened or reached; the message names it without a password."""
+
+
+def shown(url: str) -> str:
+    """A ledger URL fit for messages and logs: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def open_ledger(url: str | None, rules: Rules | None = None) -> Ledger:
     """The store a URL names: None or a path -> SQLite file; ':memory:' -> in memory;
-    postgresql://... -> PostgreSQL (needs the `postgres` extra)."""
+    postgresql://... -> PostgreSQL (needs the `postgres` extra). LedgerUnavailable when
+    the store cannot be opened."""
     if url == ":memory:":
         return MemoryLedger(rules)
     if url and url.startswith(("postgresql://", "postgres://")):
         try:
+            import psycopg
+
             from .pg_ledger import PostgresLedger  # type: ignore[import-not-found, unused-ignore]
         except ImportError as e:  # psycopg missing
             raise RuntimeError("PostgreSQL needs the extra: pip install 'ecert-abi[postgres]'"
                                f" ({e})") from None
-        return PostgresLedger(url, rules)  # type: ignore[no-any-return, unused-ignore]
+        try:
+            return PostgresLedger(url, rules)  # type: ignore[no-any-return, unused-ignore]
+        except psycopg.Error as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LedgerUnavailable(f"cannot open the ledger {shown(url)}: {reason}") from None
+    import sqlite3
+
     from .sqlite_ledger import SqliteLedger
 
-    return SqliteLedger(url or "ecert-ledger.db", rules)
+    path = url or "ecert-ledger.db"
+    try:
+        return SqliteLedger(path, rules)
+    except sqlite3.Error as e:
+        raise LedgerUnavailable(f"cannot open the ledger {path}: {e}") from None

@@ -25,7 +25,7 @@ from .conditions import narrative
 from .engine import Decision, Finding, Rules, decide_certificate, decide_summary, default_rules
 from .envelope import Batch, Fault, frame, reject_reply, reply_envelope
 from .layout import Defect
-from .ledger import Ledger, LedgerConflict, LedgerTx
+from .ledger import Ledger, LedgerConflict, LedgerTx, LedgerUnavailable
 from .queries import answer_query
 from .record import Catalogue, catalogue, read_lines
 from .transactions import ASSEMBLERS, Certificate, EntrySummary, UsageQuery
@@ -59,6 +59,10 @@ def digest(batch: Batch) -> str:
             text = text[:8] + " " * 6 + text[14:]
         h.update(text.encode("latin-1", "replace") + b"\n")
     return h.hexdigest()
+
+
+def _first_line(batch: Batch) -> int:
+    return batch.records[0].line if batch.records else 0
 
 
 def _sender(batch: Batch) -> tuple[str, str, str, str] | None:
@@ -137,9 +141,10 @@ class Processor:
                     reply = self._reply(batch, tx, counts, key, who)
                     tx.store_reply(key, reply, self.as_of)
                 break
-            except LedgerConflict:
+            except LedgerConflict as e:
                 if attempt == RETRIES - 1:
-                    raise
+                    raise LedgerUnavailable(f"batch at line {_first_line(batch)} not committed"
+                                            f" after {RETRIES} tries ({e})") from e
         self.tally.rejected_batches += counts.rejected_batches
         self.tally.accepted += counts.accepted
         self.tally.rejected += counts.rejected

@@ -190,3 +190,17 @@ def test_a_replayed_rejected_batch_still_exits_1(tmp_path: Path) -> None:
     again, data2 = run_to(tmp_path / "r2.abi", str(src), "--db", str(db), "--as-of", AS_OF)
     assert data2 == data
     assert again.exit_code == 1
+
+
+@pytest.mark.parametrize("db", ["postgresql://ecert:s3cret@127.0.0.1:1/none",
+                                "/nonexistent-dir/ledger.db"], ids=["postgres", "sqlite"])
+def test_a_ledger_that_cannot_be_opened_exits_2_without_its_password(
+        tmp_path: Path, db: str) -> None:
+    src = tmp_path / "in.abi"
+    src.write_bytes((FIXTURES / "01-au-certificates.abi").read_bytes())
+    r = CliRunner().invoke(main, ["process", str(src), "--db", db, "--as-of", AS_OF,
+                                  "-o", str(tmp_path / "r.abi")])
+    assert r.exit_code == 2
+    assert "cannot open the ledger" in r.output and "Traceback" not in r.output
+    assert "s3cret" not in r.output
+    assert not (tmp_path / "r.abi").exists() or (tmp_path / "r.abi").read_bytes() == b""
