@@ -93,19 +93,14 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
     journal = sorted((j for c in certs for j in tx.journal(programme=c.programme,
                                                            number=c.number)),
                      key=lambda j: j.seq)
-    used: dict[tuple[str, str, str], int] = {}
-    for j in journal:
-        k3 = (j.programme, j.number, j.hts)
-        used[k3] = used.get(k3, 0) + (j.quantity if j.action == "D" else -j.quantity)
     items: list[str] = []
     for c in sorted(certs, key=lambda c: (c.country, c.programme, c.number)):
         for ln in c.lines:
-            u = used.get((c.programme, c.number, ln.hts), 0)
             items.append(lay("UC").emit({
                 "country_code": c.country, "programme_code": c.programme,
                 "certificate_number": c.number, "hts_number": ln.hts,
-                "issued_quantity": ln.issued, "used_quantity": u,
-                "remaining_quantity": max(ln.issued - u, 0), "unit_of_measure_code": ln.unit,
+                "issued_quantity": ln.issued, "used_quantity": ln.used,
+                "remaining_quantity": ln.issued - ln.used, "unit_of_measure_code": ln.unit,
                 "status_code": c.status, "quota_year": c.quota_year,
                 "expiry_date": c.expiry}))
     items += [_uu(lay, j) for j in _filter_usage(journal, q)]
