@@ -20,7 +20,7 @@ from typing import IO
 
 import attrs
 
-from .access import UNLIMITED, Authenticator, Outcome, Participant, Scope
+from .access import UNLIMITED, Authenticator, Participant, Scope
 from .conditions import narrative
 from .engine import Decision, Finding, Rules, decide_certificate, decide_summary, default_rules
 from .envelope import Batch, Fault, frame, reject_reply, reply_envelope
@@ -119,22 +119,29 @@ class Processor:
         self.tally.batches += 1
         key = digest(batch)
         who: Participant | None = None
+        attempt_row: tuple[str, str, str, str] | None = None  # journaled with the work
         if self.auth is not None:
             sender = _sender(batch)
             if sender is not None:
-                who = self._authenticate(*sender, key)
+                site, sender_id, password, app = sender
+                who, outcome = self.auth.authenticate(site, sender_id, password, app)
+                attempt_row = (site, sender_id, app, outcome)
                 if who is None:
+                    self._journal_attempt(attempt_row, key)
                     return self._refuse(batch)
             elif not batch.rejected:  # no sender codes: the envelope checks reject it
                 return self._refuse(batch)
         stored = self.ledger.stored_reply(key)
         if stored is not None:
+            self._journal_attempt(attempt_row, key)
             return self._replayed(stored)
         batch = self._applicable(batch, who)
         for attempt in range(RETRIES):
             counts = Tally()
             try:
                 with self.ledger.transaction() as tx:
+                    if attempt_row is not None:  # in the batch's own commit
+                        tx.record_attempt(*attempt_row, key)
                     again = tx.stored_reply(key)  # another worker may have just done it
                     if again is not None:
                         return self._replayed(again)
@@ -160,14 +167,11 @@ class Processor:
             x1.accepts(line) and line[start:end] == "999" for line in reply)
         return reply
 
-    def _authenticate(self, site: str, sender: str, password: str, app: str, key: str
-                      ) -> Participant | None:
-        """The participant sending the batch, or None if refused; the attempt is journaled."""
-        assert self.auth is not None
-        who, outcome = self.auth.authenticate(site, sender, password, app)
-        with self.ledger.transaction() as tx:
-            tx.record_attempt(site, sender, app, outcome, key)
-        return who if outcome == Outcome.ACCEPTED else None
+    def _journal_attempt(self, row: tuple[str, str, str, str] | None, key: str) -> None:
+        """An authentication attempt journaled on its own (no batch work to join)."""
+        if row is not None:
+            with self.ledger.transaction() as tx:
+                tx.record_attempt(*row, key)
 
     def _refuse(self, batch: Batch) -> list[str]:
         """X09 for the whole batch; the same reply whichever check failed, and not stored
