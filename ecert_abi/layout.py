@@ -247,7 +247,9 @@ class Layout:
     def diagnose(self, text: str, line: int = 0) -> list[Defect]:
         """Every fault of `text` against this layout, through the construct reference parser."""
         defects: list[Defect] = []
-        for m in _NONDISPLAY.finditer(text):
+        # within the record's 80 columns one defect per run (at most 40); past them the
+        # length defect speaks for the rest, so a long line costs no more than a short one
+        for m in _NONDISPLAY.finditer(text, 0, WIDTH):
             defects.append(Defect(line, m.start() + 1, m.end(), None, "non-displayable",
                                   f"non-displayable character {m.group()[0]!r}", "X40"))
         if len(text) < WIDTH:

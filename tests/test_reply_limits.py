@@ -70,10 +70,11 @@ def test_a_block_answered_past_the_y_count_is_cut_between_transactions(
 
 
 def test_conditions_past_the_y_count_are_cut_and_the_batch_still_rejected() -> None:
-    """Two lines of alternating NUL and data make 128,000 located conditions."""
+    """1,300 records of alternating NUL and data (39 runs each in its 80 columns) make
+    over 100,000 located conditions."""
     lines = FIXTURES.read_bytes().split(b"\n")
-    bad = b"50" + b"\0A" * 32_000
-    (reply,) = process(b"\n".join([*lines[:3], bad, bad, *lines[3:]]))
+    bad = b"50" + b"\0A" * 39
+    (reply,) = process(b"\n".join([*lines[:3], *[bad] * 1_300, *lines[3:]]))
     assert reply[-3].startswith("X1RF999   BATCH REJECTED")
     assert reply[-2].startswith("Y") and int(reply[-2][12:17]) == 99_999
     assert len(reply) == 99_999 + 4  # A, B, the counted records, Y, Z
