@@ -168,8 +168,10 @@ class Connection(Protocol):
     def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
 
 
-CERT_COLUMNS = ("SELECT programme, number, country, ior, quota_year, effective, expiry,"
-                " status, exporter FROM certificate")
+CERT_JOIN = ("SELECT c.programme, c.number, c.country, c.ior, c.quota_year, c.effective,"
+             " c.expiry, c.status, c.exporter, l.hts, l.issued, l.used, l.unit,"
+             " l.preference_hts FROM certificate c LEFT JOIN certificate_line l"
+             " ON l.programme = c.programme AND l.number = c.number")
 
 
 class SqlTx:
@@ -196,16 +198,28 @@ class SqlTx:
 
     # --- reads ---
     def certificate(self, programme: str, number: str) -> CertState | None:
-        rows = self._q(CERT_COLUMNS + " WHERE programme = ? AND number = ?", programme, number)
-        return self._cert(rows[0]) if rows else None
+        found = self._certs(" WHERE c.programme = ? AND c.number = ?", programme, number)
+        return found[0] if found else None
 
-    def _cert(self, row: Any) -> CertState:
-        p, n, country, ior, year, eff, exp, status, exporter = row
-        lines = tuple(CertLine(h, i, u, unit, pref) for h, i, u, unit, pref in self._q(
-            "SELECT hts, issued, used, unit, preference_hts FROM certificate_line"
-            ' WHERE programme = ? AND number = ? ORDER BY hts COLLATE "C"', p, n))
+    def _certs(self, where: str, *args: Any) -> list[CertState]:
+        """Certificates with their lines, in one query (one round trip on a server)."""
         d = self.dialect.read_date
-        return CertState(p, n, country, ior, year, d(eff), d(exp), status, lines, exporter)
+        out: list[CertState] = []
+        lines: list[CertLine] = []
+        for row in self._q(CERT_JOIN + where + ' ORDER BY c.programme COLLATE "C",'
+                           ' c.number COLLATE "C", l.hts COLLATE "C"', *args):
+            p, n, country, ior, year, eff, exp, status, exporter = row[:9]
+            if not out or (out[-1].programme, out[-1].number) != (p, n):
+                if out:
+                    out[-1] = attrs.evolve(out[-1], lines=tuple(lines))
+                out.append(CertState(p, n, country, ior, year, d(eff), d(exp), status, (),
+                                     exporter))
+                lines = []
+            if row[9] is not None:
+                lines.append(CertLine(*row[9:]))
+        if out:
+            out[-1] = attrs.evolve(out[-1], lines=tuple(lines))
+        return out
 
     def summary(self, filer: str, entry_number: str) -> SummaryState | None:
         rows = self._q("SELECT port, broker_reference, ior, version FROM summary"
@@ -228,8 +242,7 @@ class SqlTx:
         return str(rows[0][0]).split("\n") if rows else None
 
     def certificates(self) -> list[CertState]:
-        return [self._cert(r) for r in self._q(
-            CERT_COLUMNS + ' ORDER BY programme COLLATE "C", number COLLATE "C"')]
+        return self._certs("")
 
     def summaries(self) -> list[SummaryState]:
         out = []
