@@ -82,7 +82,10 @@ class LedgerTx(LedgerView, Protocol):
     def journal(self, *, programme: str | None = None, number: str | None = None
                 ) -> list[JournalEntry]: ...
 
-    def certificates(self) -> list[CertState]: ...
+    def certificates(self, **match: str | None) -> list[CertState]:
+        """All certificates, or those whose country, ior, programme or number equal the
+        values given (None: any)."""
+        ...
 
     def participant(self, site: str, sender_id: str) -> Participant | None: ...
 
@@ -168,8 +171,10 @@ class MemoryLedger:
     def stored_reply(self, digest: str) -> list[str] | None:
         return self._replies.get(digest)
 
-    def certificates(self) -> list[CertState]:
-        return [self._certs[k] for k in sorted(self._certs)]
+    def certificates(self, **match: str | None) -> list[CertState]:
+        given = {k: v for k, v in match.items() if v is not None}
+        return [c for k, c in sorted(self._certs.items())
+                if all(getattr(c, f) == v for f, v in given.items())]
 
     def summaries(self) -> list[SummaryState]:
         return [self._summaries[k] for k in sorted(self._summaries)]

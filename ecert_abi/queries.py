@@ -89,7 +89,10 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
                 and (q.programme is None or programme == q.programme)
                 and (q.number is None or number == q.number))
 
-    certs = [c for c in tx.certificates() if wanted(c.ior, c.country, c.programme, c.number)]
+    ior = normalise_ior(q.ior) if q.kind == "importer" or q.ior else None
+    found = tx.certificates(country=scope.country or q.country, ior=ior,
+                            programme=q.programme, number=q.number)
+    certs = [c for c in found if wanted(c.ior, c.country, c.programme, c.number)]
     journal = sorted((j for c in certs for j in tx.journal(programme=c.programme,
                                                            number=c.number)),
                      key=lambda j: j.seq)

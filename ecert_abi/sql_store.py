@@ -97,8 +97,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX summary_by_filer ON summary (filer);
     CREATE INDEX journal_by_filer ON journal (filer);
     """,
-    # 4: long query answers, kept for their later pages
+    # 4: long query answers, kept for their later pages; certificates looked up by importer
+    # and by country (usage queries)
     """
+    CREATE INDEX certificate_by_ior ON certificate (ior);
+    CREATE INDEX certificate_by_country ON certificate (country);
     CREATE TABLE query_answer (
         token TEXT PRIMARY KEY, site TEXT NOT NULL, sender_id TEXT NOT NULL,
         question TEXT NOT NULL, items TEXT NOT NULL, stored_at {stamp} NOT NULL);
@@ -168,6 +171,7 @@ class Connection(Protocol):
     def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
 
 
+CERT_FILTERS = frozenset({"country", "ior", "programme", "number"})
 CERT_JOIN = ("SELECT c.programme, c.number, c.country, c.ior, c.quota_year, c.effective,"
              " c.expiry, c.status, c.exporter, l.hts, l.issued, l.used, l.unit,"
              " l.preference_hts FROM certificate c LEFT JOIN certificate_line l"
@@ -241,8 +245,14 @@ class SqlTx:
         rows = self._q("SELECT reply FROM processed_batch WHERE digest = ?", digest)
         return str(rows[0][0]).split("\n") if rows else None
 
-    def certificates(self) -> list[CertState]:
-        return self._certs("")
+    def certificates(self, **match: str | None) -> list[CertState]:
+        """Every certificate, or those whose country, ior, programme or number equal the
+        values given (None: any)."""
+        given = {k: v for k, v in match.items() if v is not None}
+        if given.keys() - CERT_FILTERS:
+            raise TypeError(f"no certificate filter {sorted(given.keys() - CERT_FILTERS)}")
+        where = " AND ".join(f"c.{k} = ?" for k in given)
+        return self._certs(f" WHERE {where}" if where else "", *given.values())
 
     def summaries(self) -> list[SummaryState]:
         out = []

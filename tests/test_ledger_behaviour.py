@@ -271,3 +271,21 @@ def test_pg_lost_connection(pg_ledger_url: str) -> None:
         assert again == first and proc.tally.replayed == len(first)
     finally:
         ledger.close()
+
+
+def test_certificate_filters(ledger_factory: Factory) -> None:
+    """Usage queries read only the certificates they ask about; every store filters alike."""
+    ledger = ledger_factory()
+    run(ledger, fixture_stream())
+    every = ledger.certificates()
+    assert len(every) >= 7
+    with ledger.transaction() as tx:
+        assert tx.certificates() == every
+        for match in ({"country": "AU"}, {"ior": "98-7654321  "}, {"programme": "30"},
+                      {"country": "AU", "ior": "12-3456789AB"}, {"number": "6AU123456"},
+                      {"country": "AU", "number": "6NZ000101"}, {"country": None}):
+            want = [c for c in every
+                    if all(v is None or getattr(c, k) == v for k, v in match.items())]
+            assert tx.certificates(**match) == want, match
+        assert [c.number for c in tx.certificates(country="AU")] == [
+            "6AU123456", "6AU123457", "6AU123458"]
