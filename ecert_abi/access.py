@@ -219,9 +219,5 @@ class Scope:
             return "V22"
         return None
 
-    def covers(self, country: str, ior: str) -> bool:
-        return ((self.country is None or country == self.country)
-                and (self.iors is None or normalise_ior(ior) in self.iors))
-
 
 UNLIMITED = Scope()

@@ -80,19 +80,11 @@ def answer_query(q: UsageQuery, tx: LedgerTx, cat: Catalogue, scope: Scope = UNL
             return end("V23", False)
         return paged(stored.items, k[:16], int(k[16:]))
 
-    def wanted(c_ior: str, country: str, programme: str, number: str) -> bool:
-        if not scope.covers(country, c_ior):
-            return False
-        if (q.kind == "importer" or q.ior) and normalise_ior(c_ior) != normalise_ior(q.ior):
-            return False
-        return ((q.country is None or country == q.country)
-                and (q.programme is None or programme == q.programme)
-                and (q.number is None or number == q.number))
-
+    # past the refusal above, the scope's country (if any) is the query's, and a filer's
+    # query names an importer inside its scope: these filters are the whole answer
     ior = normalise_ior(q.ior) if q.kind == "importer" or q.ior else None
-    found = tx.certificates(country=scope.country or q.country, ior=ior,
+    certs = tx.certificates(country=scope.country or q.country, ior=ior,
                             programme=q.programme, number=q.number)
-    certs = [c for c in found if wanted(c.ior, c.country, c.programme, c.number)]
     journal = sorted((j for c in certs for j in tx.journal(programme=c.programme,
                                                            number=c.number)),
                      key=lambda j: j.seq)
